@@ -1,0 +1,69 @@
+package train
+
+import "fmt"
+
+// Config is the optimisation and bookkeeping of one pretraining run. The
+// defaults follow the official run_pretraining.py (LAMB, lr 0.00176, linear
+// warm-up then linear decay to 0, gradient-norm clip 1.0).
+type Config struct {
+	Steps           int     `toml:"steps" json:"steps"`                       // optimizer steps
+	BatchSize       int     `toml:"batch_size" json:"batch_size"`             // sequences per optimizer step
+	GradAccum       int     `toml:"grad_accum" json:"grad_accum"`             // micro-batches per step (batch_size must divide by it)
+	Optimizer       string  `toml:"optimizer" json:"optimizer"`               // lamb | adamw
+	LR              float64 `toml:"lr" json:"lr"`                             // peak learning rate
+	WarmupSteps     int     `toml:"warmup_steps" json:"warmup_steps"`         // linear warm-up
+	WeightDecay     float64 `toml:"weight_decay" json:"weight_decay"`         // decoupled; not on LayerNorm or bias
+	Beta1           float64 `toml:"beta1" json:"beta1"`                       // 0.9
+	Beta2           float64 `toml:"beta2" json:"beta2"`                       // 0.999
+	Eps             float64 `toml:"eps" json:"eps"`                           // 1e-6
+	ClipNorm        float64 `toml:"clip_norm" json:"clip_norm"`               // global grad-norm clip; 0 = off
+	EvalEvery       int     `toml:"eval_every" json:"eval_every"`             // steps between held-out evals; 0 = only at the end
+	EvalBatches     int     `toml:"eval_batches" json:"eval_batches"`         // batches of each eval set per eval; 0 = all
+	LogEvery        int     `toml:"log_every" json:"log_every"`               // steps between logged training losses
+	CheckpointEvery int     `toml:"checkpoint_every" json:"checkpoint_every"` // steps between checkpoints; 0 = only at the end
+	DivergeLoss     float64 `toml:"diverge_loss" json:"diverge_loss"`         // a loss above this marks the run diverged
+}
+
+// DefaultConfig is the official optimiser at a small step budget.
+func DefaultConfig() Config {
+	return Config{
+		Steps: 1000, BatchSize: 32, GradAccum: 1, Optimizer: "lamb", LR: 0.00176,
+		WarmupSteps: 100, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, ClipNorm: 1.0,
+		EvalEvery: 0, EvalBatches: 0, LogEvery: 10, CheckpointEvery: 0, DivergeLoss: 100,
+	}
+}
+
+// Validate reports the first impossible value, naming its key.
+func (c Config) Validate() error {
+	switch {
+	case c.Steps <= 0:
+		return fmt.Errorf("steps must be > 0, got %d", c.Steps)
+	case c.BatchSize <= 0:
+		return fmt.Errorf("batch_size must be > 0, got %d", c.BatchSize)
+	case c.GradAccum <= 0:
+		return fmt.Errorf("grad_accum must be > 0, got %d", c.GradAccum)
+	case c.BatchSize%c.GradAccum != 0:
+		return fmt.Errorf("grad_accum = %d does not divide batch_size = %d", c.GradAccum, c.BatchSize)
+	case c.Optimizer != "lamb" && c.Optimizer != "adamw":
+		return fmt.Errorf("optimizer must be \"lamb\" or \"adamw\", got %q", c.Optimizer)
+	case c.LR <= 0:
+		return fmt.Errorf("lr must be > 0, got %g", c.LR)
+	case c.WarmupSteps < 0 || c.WarmupSteps > c.Steps:
+		return fmt.Errorf("warmup_steps must be in [0, steps = %d], got %d", c.Steps, c.WarmupSteps)
+	case c.WeightDecay < 0:
+		return fmt.Errorf("weight_decay must be >= 0, got %g", c.WeightDecay)
+	case c.Beta1 < 0 || c.Beta1 >= 1:
+		return fmt.Errorf("beta1 must be in [0, 1), got %g", c.Beta1)
+	case c.Beta2 < 0 || c.Beta2 >= 1:
+		return fmt.Errorf("beta2 must be in [0, 1), got %g", c.Beta2)
+	case c.Eps <= 0:
+		return fmt.Errorf("eps must be > 0, got %g", c.Eps)
+	case c.ClipNorm < 0:
+		return fmt.Errorf("clip_norm must be >= 0, got %g", c.ClipNorm)
+	case c.EvalEvery < 0 || c.EvalBatches < 0 || c.LogEvery < 0 || c.CheckpointEvery < 0:
+		return fmt.Errorf("eval_every, eval_batches, log_every and checkpoint_every must be >= 0")
+	case c.DivergeLoss <= 0:
+		return fmt.Errorf("diverge_loss must be > 0, got %g", c.DivergeLoss)
+	}
+	return nil
+}
