@@ -23,22 +23,22 @@ var Sharings = []Sharing{ShareAll, ShareAttention, ShareFFN, ShareNone}
 // Zero NumHeads and IntermediateSize mean the paper's defaults, H/64 and 4H;
 // Resolve fills them in.
 type Config struct {
-	VocabSize        int     `toml:"vocab_size" json:"vocab_size"`                 // V
-	EmbeddingSize    int     `toml:"embedding_size" json:"embedding_size"`         // E (factorized embedding)
-	HiddenSize       int     `toml:"hidden_size" json:"hidden_size"`               // H
-	NumLayers        int     `toml:"num_layers" json:"num_layers"`                 // L
-	NumHeads         int     `toml:"num_heads" json:"num_heads"`                   // 0 = H/64
-	IntermediateSize int     `toml:"intermediate_size" json:"intermediate_size"`   // 0 = 4H
-	MaxPositions     int     `toml:"max_positions" json:"max_positions"`           // P
-	TypeVocabSize    int     `toml:"type_vocab_size" json:"type_vocab_size"`       // T
-	Sharing          Sharing `toml:"sharing" json:"sharing"`                       // all | attention | ffn | none
-	NumHiddenGroups  int     `toml:"num_hidden_groups" json:"num_hidden_groups"`   // official grouping, with sharing = "all"
-	InnerGroupNum    int     `toml:"inner_group_num" json:"inner_group_num"`       // blocks per group, with sharing = "all"
-	HiddenDropout    float64 `toml:"hidden_dropout" json:"hidden_dropout"`         // embeddings, attention output, FFN output
-	AttentionDropout float64 `toml:"attention_dropout" json:"attention_dropout"`   // attention probabilities
-	InitializerRange float64 `toml:"initializer_range" json:"initializer_range"`   // σ of the truncated normal
-	SentenceHead     bool    `toml:"sentence_head" json:"sentence_head"`           // NSP/SOP head; false for objective "none"
-	LayerNormEps     float64 `toml:"layer_norm_eps" json:"layer_norm_eps"`         // 1e-12 as BERT/ALBERT
+	VocabSize        int     `toml:"vocab_size" json:"vocab_size"`               // V
+	EmbeddingSize    int     `toml:"embedding_size" json:"embedding_size"`       // E (factorized embedding)
+	HiddenSize       int     `toml:"hidden_size" json:"hidden_size"`             // H
+	NumLayers        int     `toml:"num_layers" json:"num_layers"`               // L
+	NumHeads         int     `toml:"num_heads" json:"num_heads"`                 // 0 = H/64
+	IntermediateSize int     `toml:"intermediate_size" json:"intermediate_size"` // 0 = 4H
+	MaxPositions     int     `toml:"max_positions" json:"max_positions"`         // P
+	TypeVocabSize    int     `toml:"type_vocab_size" json:"type_vocab_size"`     // T
+	Sharing          Sharing `toml:"sharing" json:"sharing"`                     // all | attention | ffn | none
+	NumHiddenGroups  int     `toml:"num_hidden_groups" json:"num_hidden_groups"` // official grouping, with sharing = "all"
+	InnerGroupNum    int     `toml:"inner_group_num" json:"inner_group_num"`     // blocks per group, with sharing = "all"
+	HiddenDropout    float64 `toml:"hidden_dropout" json:"hidden_dropout"`       // embeddings, attention output, FFN output
+	AttentionDropout float64 `toml:"attention_dropout" json:"attention_dropout"` // attention probabilities
+	InitializerRange float64 `toml:"initializer_range" json:"initializer_range"` // σ of the truncated normal
+	SentenceHead     bool    `toml:"sentence_head" json:"sentence_head"`         // NSP/SOP head; false for objective "none"
+	LayerNormEps     float64 `toml:"layer_norm_eps" json:"layer_norm_eps"`       // 1e-12 as BERT/ALBERT
 }
 
 // Resolve returns c with the paper's defaults filled in.
