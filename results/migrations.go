@@ -1,0 +1,182 @@
+package results
+
+import (
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// A migration moves the schema from version Version-1 to Version. Migrations
+// are append-only: a released one is never edited, a change is a new one.
+type migration struct {
+	Version     int
+	Description string
+	SQL         string
+}
+
+// SchemaVersion is the schema version this program writes.
+var SchemaVersion = migrations[len(migrations)-1].Version
+
+// migrations is the schema history. docs/SCHEMA.md documents the result.
+//
+// Storage notes: metrics is WITHOUT ROWID and keyed (run_id, split, name,
+// step) so one curve is a contiguous range (the same key columns as
+// (run_id, step, split, name), ordered for Curve). SQLite cannot store NaN:
+// a NaN value is written as NULL and read back as NaN, so value columns are
+// nullable.
+var migrations = []migration{
+	{1, "initial schema", `
+CREATE TABLE experiments (
+	id           INTEGER PRIMARY KEY,
+	name         TEXT NOT NULL,
+	file         TEXT NOT NULL,
+	content_hash TEXT NOT NULL,
+	created_at   TEXT NOT NULL,
+	UNIQUE (name, content_hash)
+);
+
+CREATE TABLE runs (
+	id           INTEGER PRIMARY KEY,
+	config_hash  TEXT NOT NULL UNIQUE,
+	name         TEXT NOT NULL,
+	config_json  TEXT NOT NULL,
+	seed         INTEGER NOT NULL,
+	profile      TEXT NOT NULL,
+	scale_json   TEXT NOT NULL DEFAULT '{}',
+	status       TEXT NOT NULL DEFAULT 'pending'
+	             CHECK (status IN ('pending','running','done','failed','diverged')),
+	reason       TEXT NOT NULL DEFAULT '',
+	step         INTEGER NOT NULL DEFAULT 0,
+	total_steps  INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	owner        TEXT,
+	heartbeat_at TEXT,
+	created_at   TEXT NOT NULL,
+	started_at   TEXT,
+	finished_at  TEXT,
+	device       TEXT,
+	params       INTEGER NOT NULL DEFAULT 0,
+	seconds      REAL
+);
+CREATE INDEX runs_status ON runs(status);
+
+CREATE TABLE experiment_runs (
+	experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+	run_id        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	PRIMARY KEY (experiment_id, run_id)
+) WITHOUT ROWID;
+CREATE INDEX experiment_runs_run ON experiment_runs(run_id);
+
+CREATE TABLE metrics (
+	run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	step   INTEGER NOT NULL,
+	split  TEXT NOT NULL,
+	name   TEXT NOT NULL,
+	value  REAL,
+	PRIMARY KEY (run_id, split, name, step)
+) WITHOUT ROWID;
+
+CREATE TABLE evals (
+	run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	name   TEXT NOT NULL,
+	value  REAL,
+	PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE transitions (
+	run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	layer      INTEGER NOT NULL,
+	l2         REAL,
+	cosine_deg REAL,
+	PRIMARY KEY (run_id, layer)
+) WITHOUT ROWID;
+
+CREATE TABLE provenance (
+	run_id           INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+	git_commit       TEXT NOT NULL DEFAULT '',
+	git_dirty        INTEGER NOT NULL DEFAULT 0 CHECK (git_dirty IN (0,1)),
+	go_version       TEXT NOT NULL DEFAULT '',
+	gotch_version    TEXT NOT NULL DEFAULT '',
+	libtorch_version TEXT NOT NULL DEFAULT '',
+	cuda_version     TEXT NOT NULL DEFAULT '',
+	blas             TEXT NOT NULL DEFAULT '',
+	host             TEXT NOT NULL DEFAULT '',
+	threads          INTEGER NOT NULL DEFAULT 0,
+	extra_json       TEXT NOT NULL DEFAULT '{}',
+	recorded_at      TEXT NOT NULL
+);
+`},
+}
+
+// migrate applies every migration newer than the database's version, each in
+// its own BEGIN IMMEDIATE transaction. The version is re-read inside each
+// transaction, so two processes opening a fresh file at once do not both
+// apply a migration. schema_migrations is the record; PRAGMA user_version
+// mirrors it for sqlite3 users.
+func migrate(db *sql.DB, ms []migration, now func() time.Time) error {
+	for i, m := range ms {
+		if m.Version != i+1 {
+			return fmt.Errorf("migration %d has version %d (migrations must be numbered 1, 2, …)", i+1, m.Version)
+		}
+	}
+	latest := len(ms)
+	for {
+		applied, err := migrateOne(db, ms, now)
+		if err != nil {
+			return err
+		}
+		if applied == 0 || applied == latest {
+			return nil
+		}
+	}
+}
+
+// migrateOne applies the next pending migration, if any, and returns the
+// version it applied (0 when the schema was already current).
+func migrateOne(db *sql.DB, ms []migration, now func() time.Time) (int, error) {
+	tx, err := db.Begin()
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version     INTEGER PRIMARY KEY,
+		description TEXT NOT NULL,
+		applied_at  TEXT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return 0, fmt.Errorf("migrate: read version: %w", err)
+	}
+	if cur > len(ms) {
+		return 0, fmt.Errorf("schema version %d, this program knows up to %d: %w", cur, len(ms), ErrSchemaTooNew)
+	}
+	if cur == len(ms) {
+		return 0, tx.Commit()
+	}
+	m := ms[cur]
+	if _, err := tx.Exec(m.SQL); err != nil {
+		return 0, fmt.Errorf("migrate to version %d (%s): %w", m.Version, m.Description, err)
+	}
+	if _, err := tx.Exec(`INSERT INTO schema_migrations(version, description, applied_at) VALUES (?, ?, ?)`,
+		m.Version, m.Description, fmtTime(now())); err != nil {
+		return 0, fmt.Errorf("migrate to version %d: %w", m.Version, err)
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, m.Version)); err != nil {
+		return 0, fmt.Errorf("migrate to version %d: %w", m.Version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("migrate to version %d: commit: %w", m.Version, err)
+	}
+	return m.Version, nil
+}
+
+// Version reports the schema version recorded in the database.
+func (s *Store) Version() (int, error) {
+	var v int
+	if err := s.db.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("results: schema version: %w", err)
+	}
+	return v, nil
+}
