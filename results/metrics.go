@@ -9,9 +9,9 @@ import (
 )
 
 // Defaults for MetricWriter batching: a transaction per 512 rows or per
-// second, whichever comes first. One transaction costs about a millisecond
-// (one WAL append + fsync-free commit), so logging stays far below a
-// training step.
+// second, whichever comes first. Writing costs about 4 µs a row on the
+// 2-core dev machine (BenchmarkMetricWriterAddAndWrite), about 2 ms per full
+// batch, done off the training goroutine.
 const (
 	DefaultFlushRows  = 512
 	DefaultFlushEvery = time.Second
