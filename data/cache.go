@@ -37,7 +37,7 @@ func newSplit() split { return split{docs: []int32{0}, sents: []int32{0}} }
 type cacheHeader struct {
 	Version      int    `json:"version"`
 	CorpusSHA256 string `json:"corpus_sha256"`
-	ModelSHA256  string `json:"model_sha256"`
+	ModelSHA256  string `json:"model_fingerprint"` // tokenizer.Model.Fingerprint
 	HeldOutDocs  int    `json:"heldout_docs"`
 	VocabSize    int    `json:"vocab_size"`
 	TokenBytes   int    `json:"token_bytes"` // 2 (uint16) or 4 (uint32)

@@ -260,8 +260,7 @@ func loadOrTrainModel(docs []corpus.Document, vocab int, cacheRoot string) (*tok
 	if err != nil {
 		return nil, "", "", fmt.Errorf("data: %s: %w (delete it to retrain)", modelPath, err)
 	}
-	msum := sha256.Sum256(b)
-	return m, modelPath, hex.EncodeToString(msum[:]), nil
+	return m, modelPath, m.Fingerprint(), nil
 }
 
 // spmText is the tokenizer's training text: lowercased sentences, one a line.

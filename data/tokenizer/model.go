@@ -7,7 +7,9 @@
 package tokenizer
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -306,4 +308,26 @@ func (t *trie) prefixes(s string, fn func(n int, id int32)) {
 		}
 		cur = t.child(cur, s[i])
 	}
+}
+
+// Fingerprint is a SHA-256 over what determines encoding: the pieces (text,
+// score bits, type) and the normaliser. Unlike the file hash it ignores the
+// trainer spec, which records input paths.
+func (m *Model) Fingerprint() string {
+	h := sha256.New()
+	var buf [9]byte
+	for _, p := range m.Pieces {
+		h.Write([]byte(p.Text))
+		buf[0] = 0
+		binary.LittleEndian.PutUint32(buf[1:], math.Float32bits(p.Score))
+		binary.LittleEndian.PutUint32(buf[5:], uint32(p.Type))
+		h.Write(buf[:])
+	}
+	fmt.Fprintf(h, "|%v|%v|%v|%d|", m.addDummyPrefix, m.removeExtraWhitespace, m.escapeWhitespace, len(m.charsTrie))
+	for _, u := range m.charsTrie {
+		binary.LittleEndian.PutUint32(buf[:4], u)
+		h.Write(buf[:4])
+	}
+	h.Write(m.charsNorm)
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -123,3 +123,16 @@ func TestParseRejectsGarbage(t *testing.T) {
 		t.Error("Load of a missing file succeeded")
 	}
 }
+
+func TestFingerprintIgnoresTrainerPaths(t *testing.T) {
+	lines := synthText(rand.New(rand.NewPCG(5, 6)), 1500)
+	m1, _ := trainSmall(t, lines, 300)
+	m2, _ := trainSmall(t, lines, 300)
+	if m1.Fingerprint() != m2.Fingerprint() {
+		t.Error("two trainings of the same text in different folders have different fingerprints")
+	}
+	m3, _ := trainSmall(t, lines, 320)
+	if m1.Fingerprint() == m3.Fingerprint() {
+		t.Error("different vocabularies share a fingerprint")
+	}
+}
