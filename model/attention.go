@@ -1,0 +1,56 @@
+package model
+
+import (
+	"math"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+)
+
+// Attention is one multi-head self-attention sublayer with its residual and
+// post-LayerNorm: x ← LN(x + Dropout(O·MHA(x))). Query, key, value and
+// output are H×H dense layers with bias, as in the official modeling.py.
+type Attention struct {
+	QW, QB, KW, KB, VW, VB, OW, OB *ts.Tensor
+	LNWeight, LNBias               *ts.Tensor
+	cfg                            Config
+	scale                          *ts.Scalar
+}
+
+func newAttention(b *builder, name string, c Config) *Attention {
+	H := int64(c.HiddenSize)
+	a := &Attention{cfg: c, scale: ts.FloatScalar(1 / math.Sqrt(float64(c.HiddenSize/c.NumHeads)))}
+	a.QW, a.QB = b.dense(name+"/query", H, H)
+	a.KW, a.KB = b.dense(name+"/key", H, H)
+	a.VW, a.VB = b.dense(name+"/value", H, H)
+	a.OW, a.OB = b.dense(name+"/output", H, H)
+	a.LNWeight, a.LNBias = b.layerNorm(name+"/layer_norm", H)
+	return a
+}
+
+// Forward applies the sublayer to x [B,S,H]; maskAdd [B,1,1,S] holds 0 for
+// real keys and -10000 for padding, as the official code.
+func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool) *ts.Tensor {
+	size := x.MustSize()
+	B, S, H := size[0], size[1], size[2]
+	nh := int64(a.cfg.NumHeads)
+	d := H / nh
+	heads := func(w, bias *ts.Tensor) *ts.Tensor { // [B,S,H] → [B,nh,S,d]
+		y := s.T(ts.MustLinear(x, w, bias))
+		return s.T(s.T(y.MustView([]int64{B, S, nh, d}, false)).MustTranspose(1, 2, false))
+	}
+	q := s.T(heads(a.QW, a.QB).MustMulScalar(a.scale, false))
+	k := heads(a.KW, a.KB)
+	v := heads(a.VW, a.VB)
+	scores := s.T(q.MustMatmul(s.T(k.MustTranspose(-1, -2, false)), false)) // [B,nh,S,S]
+	scores = s.T(scores.MustAdd(maskAdd, false))
+	probs := s.T(scores.MustSoftmax(-1, scores.DType(), false))
+	probs = dropout(s, probs, a.cfg.AttentionDropout, train)
+	ctx := s.T(probs.MustMatmul(v, false))                                  // [B,nh,S,d]
+	ctx = s.T(s.T(ctx.MustTranspose(1, 2, false)).MustReshape([]int64{B, S, H}, false))
+	out := s.T(ts.MustLinear(ctx, a.OW, a.OB))
+	out = dropout(s, out, a.cfg.HiddenDropout, train)
+	out = s.T(out.MustAdd(x, false))
+	return s.T(ts.MustLayerNorm(out, []int64{H}, a.LNWeight, a.LNBias, a.cfg.LayerNormEps, false))
+}

@@ -1,0 +1,34 @@
+package model
+
+import (
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+)
+
+// FFN is the feed-forward sublayer with its residual and post-LayerNorm:
+// x ← LN(x + Dropout(W₂·GELU(W₁·x))), H → I → H.
+type FFN struct {
+	InW, InB, OutW, OutB *ts.Tensor
+	LNWeight, LNBias     *ts.Tensor
+	cfg                  Config
+}
+
+func newFFN(b *builder, name string, c Config) *FFN {
+	H, I := int64(c.HiddenSize), int64(c.IntermediateSize)
+	f := &FFN{cfg: c}
+	f.InW, f.InB = b.dense(name+"/intermediate", I, H)
+	f.OutW, f.OutB = b.dense(name+"/output", H, I)
+	f.LNWeight, f.LNBias = b.layerNorm(name+"/layer_norm", H)
+	return f
+}
+
+// Forward applies the sublayer to x [B,S,H].
+func (f *FFN) Forward(s *backend.Scope, x *ts.Tensor, train bool) *ts.Tensor {
+	h := s.T(ts.MustLinear(x, f.InW, f.InB))
+	h = s.T(h.MustGelu("tanh", false)) // the official tanh approximation
+	h = s.T(ts.MustLinear(h, f.OutW, f.OutB))
+	h = dropout(s, h, f.cfg.HiddenDropout, train)
+	h = s.T(h.MustAdd(x, false))
+	return s.T(ts.MustLayerNorm(h, []int64{int64(f.cfg.HiddenSize)}, f.LNWeight, f.LNBias, f.cfg.LayerNormEps, false))
+}
