@@ -47,7 +47,7 @@ func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool)
 	scores = s.T(scores.MustAdd(maskAdd, false))
 	probs := s.T(scores.MustSoftmax(-1, scores.DType(), false))
 	probs = dropout(s, probs, a.cfg.AttentionDropout, train)
-	ctx := s.T(probs.MustMatmul(v, false))                                  // [B,nh,S,d]
+	ctx := s.T(probs.MustMatmul(v, false)) // [B,nh,S,d]
 	ctx = s.T(s.T(ctx.MustTranspose(1, 2, false)).MustReshape([]int64{B, S, H}, false))
 	out := s.T(ts.MustLinear(ctx, a.OW, a.OB))
 	out = dropout(s, out, a.cfg.HiddenDropout, train)
