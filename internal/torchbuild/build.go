@@ -382,7 +382,7 @@ func cQuote(s string) string {
 }
 
 // ModuleVersion changes whenever writeGoModule's patches change.
-const ModuleVersion = "gotch-patch-2"
+const ModuleVersion = "gotch-patch-3"
 
 const moduleMarker = ".torchbuild-module"
 
@@ -444,12 +444,17 @@ import "C"
 	if err != nil {
 		return err
 	}
-	const leak = "ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))"
-	const fixed = "ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(16 * 8))); defer C.free(unsafe.Pointer(ptr))"
-	if n := bytes.Count(src, []byte(leak)); n < 100 {
-		return fmt.Errorf("torchbuild: expected gotch's C.malloc(0) output slots in %s, found %d (is this gotch v0.9.x?)", gen, n)
+	for _, v := range []string{"ptr", "ctensorPtr0"} { // single- and multi-output functions
+		leak := v + " := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))"
+		fixed := v + " := (*lib.Ctensor)(unsafe.Pointer(C.malloc(16 * 8))); defer C.free(unsafe.Pointer(" + v + "))"
+		if n := bytes.Count(src, []byte(leak)); n < 100 {
+			return fmt.Errorf("torchbuild: expected gotch's C.malloc(0) output slots (%s) in %s, found %d (is this gotch v0.9.x?)", v, gen, n)
+		}
+		src = bytes.ReplaceAll(src, []byte(leak), []byte(fixed))
 	}
-	src = bytes.ReplaceAll(src, []byte(leak), []byte(fixed))
+	if bytes.Contains(src, []byte("C.malloc(0)")) {
+		return fmt.Errorf("torchbuild: %s still has an unfreed C.malloc(0) output slot", gen)
+	}
 	if err := os.WriteFile(gen, src, 0o644); err != nil {
 		return err
 	}
