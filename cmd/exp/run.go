@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/reproml/albert/experiments"
+)
+
+// newTrainer builds the trainer `exp run` hands runs to. The trainer's own
+// file sets it in its init; a build without one can still --dry-run.
+var newTrainer func() (experiments.Trainer, error)
+
+// cudaDeviceCount reports the CUDA devices for --device auto; the backend's
+// file sets it in its init.
+var cudaDeviceCount func() int
+
+func init() {
+	var (
+		profile, db, shard, device string
+		sets                       []string
+		dryRun, retry              bool
+		stale                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "run FILE...",
+		Short: "Expand experiment files into runs and train the ones not done yet",
+		Long: `Expands each experiment file under a profile into runs (grid × zip × seeds), validates
+all of them, then claims and trains every run that is not done: pending runs, runs whose
+owner died (resumed from their checkpoint) and, with --retry, failed or diverged runs.
+A config already trained by any file is skipped. Ctrl-C stops after the current runs.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sh, err := experiments.ParseShard(shard)
+			if err != nil {
+				return err
+			}
+			var devices []string
+			if !dryRun {
+				if devices, err = experiments.ParseDevices(device, cudaDeviceCount); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return experiments.RunFiles(ctx, cmd.OutOrStdout(), experiments.Request{
+				Files: args, Profile: profile, Sets: sets, DryRun: dryRun, NewTrainer: newTrainer,
+				Options: experiments.Options{DB: db, Devices: devices, Shard: sh, Retry: retry, StaleAfter: stale},
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&profile, "profile", "", "profile to run (default: the file's default_profile, else cpu)")
+	fl.StringArrayVar(&sets, "set", nil, "override `key=value` after the profile, typed and checked like the file (repeatable), e.g. train.steps=50")
+	fl.StringVar(&db, "db", experiments.DefaultDB, "results database")
+	fl.BoolVar(&dryRun, "dry-run", false, "list the runs (label, hash, parameters, estimated cost) without touching the database")
+	fl.StringVar(&shard, "shard", "", "take the runs whose plan index mod N is i (`i/N`, for job arrays)")
+	fl.StringVar(&device, "device", "auto", "cpu, auto, cuda, or cuda:0,cuda:1 (one run per CUDA device in parallel)")
+	fl.BoolVar(&retry, "retry", false, "run failed and diverged runs again")
+	fl.DurationVar(&stale, "stale", experiments.DefaultStaleAfter, "take over a running run whose heartbeat is older than this")
+	root.AddCommand(cmd)
+}
