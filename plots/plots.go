@@ -1,0 +1,697 @@
+// Package plots draws the paper's figures and our per-ablation charts from
+// the results store only, with gonum.org/v1/plot: v1 Figure 1 (BERT-large
+// vs BERT-xlarge), v6 Figure 1 (layer transitions), Tables 3/4/5/8/11/12 as
+// charts with error bars over seeds, and a learning-curve figure per run.
+package plots
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	_ "gonum.org/v1/plot/vg/vgimg" // registers png
+	_ "gonum.org/v1/plot/vg/vgpdf" // registers pdf
+	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
+
+	"github.com/reproml/albert/results"
+	"github.com/reproml/albert/results/paper"
+	"github.com/reproml/albert/results/table"
+)
+
+// Formats are the output formats; png is the default.
+var Formats = []string{"png", "svg", "pdf"}
+
+// ErrNothingToPlot is returned (wrapped) when the store has no run any
+// figure could use.
+var ErrNothingToPlot = errors.New("nothing to plot")
+
+// Figure is one output file: one or more panels side by side.
+type Figure struct {
+	Name   string       // stable file stem, e.g. "v1-figure1-xlarge"; may contain a folder ("runs/run-0001")
+	Title  string       // what the figure reproduces
+	Panels []*plot.Plot // left to right
+	Series []int        // number of series (legend entries) per panel
+}
+
+// Render writes the figure in format (png, svg or pdf).
+func (f *Figure) Render(w io.Writer, format string) error {
+	if len(f.Panels) == 0 {
+		return fmt.Errorf("plots: %s: no panels", f.Name)
+	}
+	width := vg.Length(len(f.Panels)) * 5 * vg.Inch
+	c, err := draw.NewFormattedCanvas(width, 4*vg.Inch, format)
+	if err != nil {
+		return fmt.Errorf("plots: %s: %w", f.Name, err)
+	}
+	dc := draw.New(c)
+	tiles := draw.Tiles{Rows: 1, Cols: len(f.Panels), PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
+	for _, p := range f.Panels {
+		headroom(p)
+	}
+	canvases := plot.Align([][]*plot.Plot{f.Panels}, tiles, dc)
+	for i, p := range f.Panels {
+		p.Draw(canvases[0][i])
+	}
+	if _, err := c.WriteTo(w); err != nil {
+		return fmt.Errorf("plots: %s: %w", f.Name, err)
+	}
+	return nil
+}
+
+// headroom leaves the top quarter of a panel to its legend (once).
+func headroom(p *plot.Plot) {
+	if p.Legend.Padding == legendMarked {
+		return
+	}
+	p.Legend.Padding = legendMarked
+	if p.Y.Max > p.Y.Min {
+		p.Y.Max += 0.3 * (p.Y.Max - p.Y.Min)
+	}
+}
+
+// legendMarked is the legend padding of a panel headroom has adjusted.
+const legendMarked = vg.Length(0.01)
+
+// WriteAll builds every figure the store supports and writes each to
+// dir/<name>.<format>. It returns the files written and, for figures that
+// had no data, why they were skipped.
+func WriteAll(s *results.Store, dir, format string) (files, skipped []string, err error) {
+	if format == "" {
+		format = "png"
+	}
+	if !validFormat(format) {
+		return nil, nil, fmt.Errorf("plots: unknown format %q (want %s)", format, strings.Join(Formats, ", "))
+	}
+	figs, skipped, err := Build(s)
+	if err != nil {
+		return nil, skipped, err
+	}
+	for _, f := range figs {
+		path := filepath.Join(dir, filepath.FromSlash(f.Name)+"."+format)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return files, skipped, fmt.Errorf("plots: %w", err)
+		}
+		out, err := os.Create(path)
+		if err != nil {
+			return files, skipped, fmt.Errorf("plots: %w", err)
+		}
+		err = f.Render(out, format)
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("plots: %s: %w", path, cerr)
+		}
+		if err != nil {
+			return files, skipped, err
+		}
+		files = append(files, path)
+	}
+	return files, skipped, nil
+}
+
+func validFormat(f string) bool {
+	for _, x := range Formats {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// builder makes one ablation's figure from its runs.
+type builder struct {
+	ablation string
+	name     string
+	build    func(s *results.Store, runs []table.RunData) (*Figure, error)
+}
+
+var builders = []builder{
+	{"xlarge", "v1-figure1-xlarge", xlargeFigure},
+	{"transitions", "v6-figure1-transitions", transitionsFigure},
+	{"embedding", "v6-table3-embedding", embeddingFigure},
+	{"sharing", "v6-table4-sharing", sharingFigure},
+	{"sentence", "v6-table5-sentence", sentenceFigure},
+	{"depth", "v6-table11-depth", func(_ *results.Store, r []table.RunData) (*Figure, error) {
+		return axisFigure(r, "v6-table11-depth", "model.num_layers", "number of layers L (paper's value)",
+			"MLM accuracy vs depth — cf. v6 Table 11 (ALBERT-large)")
+	}},
+	{"width", "v6-table12-width", func(_ *results.Store, r []table.RunData) (*Figure, error) {
+		return axisFigure(r, "v6-table12-width", "model.hidden_size", "hidden size H (paper's value)",
+			"MLM accuracy vs width — cf. v6 Table 12 (ALBERT-large, 3 layers)")
+	}},
+	{"dropout", "v6-figure2b-dropout", dropoutFigure},
+}
+
+// Names lists the stable names of the ablation figures, in order.
+func Names() []string {
+	var out []string
+	for _, b := range builders {
+		out = append(out, b.name)
+	}
+	return out
+}
+
+// Build makes every figure the store has data for: the ablation figures,
+// then one learning-curve figure per run with curves ("runs/run-0007").
+func Build(s *results.Store) (figs []*Figure, skipped []string, err error) {
+	for _, b := range builders {
+		runs, err := table.LoadRuns(s, b.ablation)
+		if errors.Is(err, table.ErrNoRuns) {
+			skipped = append(skipped, fmt.Sprintf("%s: no runs of experiment %q", b.name, b.ablation))
+			continue
+		}
+		if err != nil {
+			return nil, skipped, err
+		}
+		f, err := b.build(s, runs)
+		if err != nil {
+			return nil, skipped, err
+		}
+		if f == nil {
+			skipped = append(skipped, fmt.Sprintf("%s: runs of %q have no data for it yet", b.name, b.ablation))
+			continue
+		}
+		figs = append(figs, f)
+	}
+	all, err := s.Runs(results.RunFilter{})
+	if err != nil {
+		return nil, skipped, fmt.Errorf("plots: %w", err)
+	}
+	for _, r := range all {
+		f, err := RunCurves(s, r)
+		if err != nil {
+			return nil, skipped, err
+		}
+		if f != nil {
+			figs = append(figs, f)
+		}
+	}
+	if len(figs) == 0 {
+		return nil, skipped, fmt.Errorf("plots: %s: %w (no finished runs with evals, curves or transitions)", s.Path(), ErrNothingToPlot)
+	}
+	return figs, skipped, nil
+}
+
+// evalCurve reads a held-out curve, whichever split name the trainer used.
+func evalCurve(s *results.Store, id int64, name string) ([]results.Point, error) {
+	for _, split := range []string{"eval", "heldout"} {
+		c, err := s.Curve(id, split, name)
+		if err != nil || len(c) > 0 {
+			return c, err
+		}
+	}
+	return nil, nil
+}
+
+func xys(pts []results.Point, scale float64) plotter.XYs {
+	var out plotter.XYs
+	for _, p := range pts {
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			continue
+		}
+		out = append(out, plotter.XY{X: float64(p.Step), Y: p.Value * scale})
+	}
+	return out
+}
+
+// pctScale is 100 for accuracies stored as fractions, else 1.
+func pctScale(vals ...float64) float64 {
+	for _, v := range vals {
+		if v > 1 {
+			return 1
+		}
+	}
+	return 100
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// addLine adds a line with points; it reports whether anything was added.
+func addLine(p *plot.Plot, i int, label string, pts plotter.XYs) (bool, error) {
+	if len(pts) == 0 {
+		return false, nil
+	}
+	l, s, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return false, fmt.Errorf("plots: %s: %w", label, err)
+	}
+	l.Color, s.Color = plotutil.Color(i), plotutil.Color(i)
+	l.Dashes = plotutil.Dashes(i)
+	s.Shape = plotutil.Shape(i)
+	p.Add(l, s)
+	p.Legend.Add(label, l, s)
+	return true, nil
+}
+
+// runLabel names a run in a legend: the paper's series, seed and profile.
+func runLabel(series string, r table.RunData, profiles int) string {
+	l := fmt.Sprintf("%s (seed %d", series, r.Seed)
+	if profiles > 1 || r.Profile != "paper" {
+		l += ", " + r.Profile
+	}
+	return l + ")"
+}
+
+func profileCount(runs []table.RunData) int {
+	m := map[string]bool{}
+	for _, r := range runs {
+		m[r.Profile] = true
+	}
+	return len(m)
+}
+
+// seriesRuns pairs a figure's paper series with the done runs that draw it.
+func seriesRuns(fig *paper.Figure, runs []table.RunData) (labels []string, groups [][]table.RunData) {
+	for _, s := range fig.Series {
+		var g []table.RunData
+		for _, r := range runs {
+			if r.Status == results.StatusDone || r.Status == results.StatusDiverged {
+				if r.Matches(s.Match) {
+					g = append(g, r)
+				}
+			}
+		}
+		labels, groups = append(labels, s.Label), append(groups, g)
+	}
+	return labels, groups
+}
+
+func xlargeFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
+	fig := paper.MustLoad().FigureFor("xlarge")
+	left := newPlot("Training loss", "step", "training loss")
+	right := newPlot("Held-out MLM accuracy", "step", "MLM accuracy (%)")
+	f := &Figure{Name: "v1-figure1-xlarge", Title: fig.Title() + ": BERT-large vs BERT-xlarge", Panels: []*plot.Plot{left, right}, Series: []int{0, 0}}
+	labels, groups := seriesRuns(fig, runs)
+	np := profileCount(runs)
+	i := 0
+	for k, g := range groups {
+		for _, r := range g {
+			tr, err := s.Curve(r.ID, "train", "loss")
+			if err != nil {
+				return nil, err
+			}
+			ev, err := evalCurve(s, r.ID, "mlm_acc")
+			if err != nil {
+				return nil, err
+			}
+			var vals []float64
+			for _, p := range ev {
+				vals = append(vals, p.Value)
+			}
+			lbl := runLabel(labels[k], r, np)
+			if ok, err := addLine(left, i, lbl, xys(tr, 1)); err != nil {
+				return nil, err
+			} else if ok {
+				f.Series[0]++
+			}
+			if ok, err := addLine(right, i, lbl, xys(ev, pctScale(vals...))); err != nil {
+				return nil, err
+			} else if ok {
+				f.Series[1]++
+			}
+			i++
+		}
+	}
+	if f.Series[0]+f.Series[1] == 0 {
+		return nil, nil
+	}
+	left.Title.Text = "v1 Figure 1 (left): training loss, BERT-large vs BERT-xlarge"
+	right.Title.Text = "v1 Figure 1 (right): held-out MLM accuracy"
+	return f, nil
+}
+
+func transitionsFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
+	fig := paper.MustLoad().FigureFor("transitions")
+	left := newPlot("v6 Figure 1 (left): L2 distance", "layer", "L2 distance")
+	right := newPlot("v6 Figure 1 (right): cosine similarity", "layer", "cosine similarity (degree)")
+	f := &Figure{Name: "v6-figure1-transitions", Title: fig.Title() + ": layer transitions, BERT vs ALBERT", Panels: []*plot.Plot{left, right}, Series: []int{0, 0}}
+	labels, groups := seriesRuns(fig, runs)
+	np := profileCount(runs)
+	i := 0
+	for k, g := range groups {
+		for _, r := range g {
+			if len(r.Trans) == 0 {
+				continue
+			}
+			var l2, cs plotter.XYs
+			for j, t := range r.Trans {
+				x := float64(t.Layer)
+				if r.Trans[0].Layer == 0 { // 0-based storage: draw 1-based like the paper
+					x = float64(j + 1)
+				}
+				if !math.IsNaN(t.L2) {
+					l2 = append(l2, plotter.XY{X: x, Y: t.L2})
+				}
+				if !math.IsNaN(t.CosineDeg) {
+					cs = append(cs, plotter.XY{X: x, Y: t.CosineDeg})
+				}
+			}
+			lbl := runLabel(labels[k], r, np)
+			if ok, err := addLine(left, i, lbl, l2); err != nil {
+				return nil, err
+			} else if ok {
+				f.Series[0]++
+			}
+			if ok, err := addLine(right, i, lbl, cs); err != nil {
+				return nil, err
+			} else if ok {
+				f.Series[1]++
+			}
+			i++
+		}
+	}
+	if f.Series[0]+f.Series[1] == 0 {
+		return nil, nil
+	}
+	return f, nil
+}
+
+// accSample is the done runs' final accuracy of name in %, over seeds.
+func accSample(runs []table.RunData, name string, scale float64) table.Sample {
+	var v []float64
+	for _, r := range runs {
+		if r.Status != results.StatusDone {
+			continue
+		}
+		if x, ok := r.Evals[name]; ok {
+			v = append(v, x*scale)
+		}
+	}
+	return table.NewSample("", v...)
+}
+
+func evalScale(runs []table.RunData, names ...string) float64 {
+	var vals []float64
+	for _, r := range runs {
+		for _, n := range names {
+			if v, ok := r.Evals[n]; ok {
+				vals = append(vals, v)
+			}
+		}
+	}
+	return pctScale(vals...)
+}
+
+func filter(runs []table.RunData, match map[string]any) []table.RunData {
+	var out []table.RunData
+	for _, r := range runs {
+		if r.Matches(match) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// meanErr is points with error bars (sample std over seeds).
+type meanErr struct {
+	plotter.XYs
+	plotter.YErrors
+}
+
+// addMeanErr draws means as a line with points and std error bars.
+func addMeanErr(p *plot.Plot, i int, label string, xs []float64, ss []table.Sample) (bool, error) {
+	var d meanErr
+	for j, s := range ss {
+		if s.N() == 0 {
+			continue
+		}
+		d.XYs = append(d.XYs, plotter.XY{X: xs[j], Y: s.Mean()})
+		d.YErrors = append(d.YErrors, struct{ Low, High float64 }{s.Std(), s.Std()})
+	}
+	if len(d.XYs) == 0 {
+		return false, nil
+	}
+	if _, err := addLine(p, i, label, d.XYs); err != nil {
+		return false, err
+	}
+	eb, err := plotter.NewYErrorBars(d)
+	if err != nil {
+		return false, fmt.Errorf("plots: %s: %w", label, err)
+	}
+	eb.Color = plotutil.Color(i)
+	p.Add(eb)
+	return true, nil
+}
+
+// paperValues lists the distinct paper values of axis over runs.
+func paperValues(runs []table.RunData, axis string) []float64 {
+	seen := map[float64]bool{}
+	var out []float64
+	for _, r := range runs {
+		v, ok := r.PaperValue(axis)
+		if x, isNum := v.(float64); ok && isNum && !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	sort.Float64s(out)
+	return out
+}
+
+func atAxis(runs []table.RunData, axis string, x float64) []table.RunData {
+	return filter(runs, map[string]any{axis: x})
+}
+
+func embeddingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
+	sc := evalScale(runs, "mlm_acc")
+	p := newPlot("v6 Table 3: MLM accuracy vs embedding size E (ALBERT-base)", "embedding size E (paper's value, log scale)", "MLM accuracy (%)")
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	f := &Figure{Name: "v6-table3-embedding", Title: "v6 Table 3 as a chart", Panels: []*plot.Plot{p}, Series: []int{0}}
+	for i, sh := range []struct{ key, label string }{{"all", "all-shared (ALBERT)"}, {"none", "not-shared (BERT)"}} {
+		g := filter(runs, map[string]any{"model.sharing": sh.key})
+		xs := paperValues(g, "model.embedding_size")
+		var ss []table.Sample
+		for _, x := range xs {
+			ss = append(ss, accSample(atAxis(g, "model.embedding_size", x), "mlm_acc", sc))
+		}
+		ok, err := addMeanErr(p, i, sh.label, xs, ss)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			f.Series[0]++
+		}
+	}
+	if f.Series[0] == 0 {
+		return nil, nil
+	}
+	return f, nil
+}
+
+func axisFigure(runs []table.RunData, name, axis, xlabel, title string) (*Figure, error) {
+	sc := evalScale(runs, "mlm_acc")
+	p := newPlot(title, xlabel, "MLM accuracy (%)")
+	f := &Figure{Name: name, Title: title, Panels: []*plot.Plot{p}, Series: []int{0}}
+	xs := paperValues(runs, axis)
+	var ss []table.Sample
+	for _, x := range xs {
+		ss = append(ss, accSample(atAxis(runs, axis, x), "mlm_acc", sc))
+	}
+	ok, err := addMeanErr(p, 0, "ALBERT (ours, mean ± std over seeds)", xs, ss)
+	if err != nil || !ok {
+		return nil, err
+	}
+	f.Series[0] = 1
+	return f, nil
+}
+
+// bars is a grouped bar chart in data coordinates: group g, series k of K
+// sits at x = g + (k − (K−1)/2)·w.
+type bars struct {
+	x, y, err []float64
+	width     float64
+	color     color.Color
+}
+
+func (b *bars) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	for i := range b.x {
+		x0, x1 := trX(b.x[i]-b.width/2), trX(b.x[i]+b.width/2)
+		y0, y1 := trY(0), trY(b.y[i])
+		c.FillPolygon(b.color, c.ClipPolygonY([]vg.Point{{X: x0, Y: y0}, {X: x1, Y: y0}, {X: x1, Y: y1}, {X: x0, Y: y1}}))
+	}
+}
+
+func (b *bars) DataRange() (xmin, xmax, ymin, ymax float64) {
+	xmin, xmax, ymin, ymax = math.Inf(1), math.Inf(-1), 0, 0
+	for i := range b.x {
+		xmin, xmax = math.Min(xmin, b.x[i]-b.width), math.Max(xmax, b.x[i]+b.width)
+		ymax = math.Max(ymax, b.y[i]+b.err[i])
+		ymin = math.Min(ymin, b.y[i]-b.err[i])
+	}
+	return
+}
+
+func (b *bars) Thumbnail(c *draw.Canvas) {
+	pts := []vg.Point{{X: c.Min.X, Y: c.Min.Y}, {X: c.Max.X, Y: c.Min.Y}, {X: c.Max.X, Y: c.Max.Y}, {X: c.Min.X, Y: c.Max.Y}}
+	c.FillPolygon(b.color, pts)
+}
+
+// groupedBars draws K series over G groups with std error bars; samples
+// is [series][group]. It returns how many series had data.
+func groupedBars(p *plot.Plot, groups, series []string, samples [][]table.Sample) (int, error) {
+	K := len(series)
+	w := 0.8 / float64(K)
+	n := 0
+	for k := range series {
+		b := &bars{width: w * 0.9, color: plotutil.Color(k)}
+		var d meanErr
+		for g := range groups {
+			s := samples[k][g]
+			if s.N() == 0 {
+				continue
+			}
+			x := float64(g) + (float64(k)-float64(K-1)/2)*w
+			b.x, b.y, b.err = append(b.x, x), append(b.y, s.Mean()), append(b.err, s.Std())
+			d.XYs = append(d.XYs, plotter.XY{X: x, Y: s.Mean()})
+			d.YErrors = append(d.YErrors, struct{ Low, High float64 }{s.Std(), s.Std()})
+		}
+		if len(b.x) == 0 {
+			continue
+		}
+		eb, err := plotter.NewYErrorBars(d)
+		if err != nil {
+			return n, fmt.Errorf("plots: %s: %w", series[k], err)
+		}
+		p.Add(b, eb)
+		p.Legend.Add(series[k], b)
+		n++
+	}
+	p.NominalX(groups...)
+	return n, nil
+}
+
+func sharingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
+	sc := evalScale(runs, "mlm_acc")
+	p := newPlot("v6 Table 4: MLM accuracy by cross-layer sharing strategy (ALBERT-base)", "embedding size E (paper's value)", "MLM accuracy (%)")
+	es := paperValues(runs, "model.embedding_size")
+	sort.Sort(sort.Reverse(sort.Float64Slice(es))) // the table's order: 768, then 128
+	var groups []string
+	for _, e := range es {
+		groups = append(groups, fmt.Sprintf("E=%g", e))
+	}
+	modes := []struct{ key, label string }{{"all", "all-shared"}, {"attention", "shared-attention"}, {"ffn", "shared-FFN"}, {"none", "not-shared"}}
+	var labels []string
+	samples := make([][]table.Sample, len(modes))
+	for k, m := range modes {
+		labels = append(labels, m.label)
+		for _, e := range es {
+			samples[k] = append(samples[k], accSample(filter(runs, map[string]any{"model.sharing": m.key, "model.embedding_size": e}), "mlm_acc", sc))
+		}
+	}
+	n, err := groupedBars(p, groups, labels, samples)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return &Figure{Name: "v6-table4-sharing", Title: "v6 Table 4 as a chart", Panels: []*plot.Plot{p}, Series: []int{n}}, nil
+}
+
+func sentenceFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
+	sc := evalScale(runs, "mlm_acc", "nsp_acc", "sop_acc")
+	p := newPlot("v6 Table 5: intrinsic accuracy by sentence objective (ALBERT-base)", "training objective (SP task)", "accuracy (%)")
+	objs := []struct{ key, label string }{{"none", "None"}, {"nsp", "NSP"}, {"sop", "SOP"}}
+	accs := []struct{ key, label string }{{"mlm_acc", "MLM"}, {"nsp_acc", "NSP"}, {"sop_acc", "SOP"}}
+	var groups, labels []string
+	for _, o := range objs {
+		groups = append(groups, o.label)
+	}
+	samples := make([][]table.Sample, len(accs))
+	for k, a := range accs {
+		labels = append(labels, a.label+" accuracy")
+		for _, o := range objs {
+			samples[k] = append(samples[k], accSample(filter(runs, map[string]any{"objective": o.key}), a.key, sc))
+		}
+	}
+	n, err := groupedBars(p, groups, labels, samples)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return &Figure{Name: "v6-table5-sentence", Title: "v6 Table 5 as a chart", Panels: []*plot.Plot{p}, Series: []int{n}}, nil
+}
+
+func dropoutFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
+	fig := paper.MustLoad().FigureFor("dropout")
+	p := newPlot("v6 Figure 2 (b): removing dropout — held-out MLM accuracy", "step", "MLM accuracy (%)")
+	f := &Figure{Name: "v6-figure2b-dropout", Title: fig.Title(), Panels: []*plot.Plot{p}, Series: []int{0}}
+	labels, groups := seriesRuns(fig, runs)
+	np := profileCount(runs)
+	i := 0
+	for k, g := range groups {
+		for _, r := range g {
+			ev, err := evalCurve(s, r.ID, "mlm_acc")
+			if err != nil {
+				return nil, err
+			}
+			var vals []float64
+			for _, pt := range ev {
+				vals = append(vals, pt.Value)
+			}
+			if ok, err := addLine(p, i, runLabel(labels[k], r, np), xys(ev, pctScale(vals...))); err != nil {
+				return nil, err
+			} else if ok {
+				f.Series[0]++
+			}
+			i++
+		}
+	}
+	if f.Series[0] == 0 {
+		return nil, nil
+	}
+	return f, nil
+}
+
+// RunCurves is one run's learning curves: training losses (left) and
+// held-out accuracies (right). Nil if the run has no curves.
+func RunCurves(s *results.Store, r results.Run) (*Figure, error) {
+	left := newPlot(fmt.Sprintf("run %d: %s — training", r.ID, r.Name), "step", "loss")
+	right := newPlot(fmt.Sprintf("run %d (%s, %s): held-out", r.ID, r.Profile, r.Status), "step", "accuracy (%)")
+	f := &Figure{Name: fmt.Sprintf("runs/run-%04d", r.ID), Title: "learning curves of run " + r.Name, Panels: []*plot.Plot{left, right}, Series: []int{0, 0}}
+	for i, name := range []string{"loss", "mlm_loss", "sentence_loss"} {
+		c, err := s.Curve(r.ID, "train", name)
+		if err != nil {
+			return nil, err
+		}
+		if ok, err := addLine(left, i, "train "+name, xys(c, 1)); err != nil {
+			return nil, err
+		} else if ok {
+			f.Series[0]++
+		}
+	}
+	for i, name := range []string{"mlm_acc", "nsp_acc", "sop_acc"} {
+		c, err := evalCurve(s, r.ID, name)
+		if err != nil {
+			return nil, err
+		}
+		var vals []float64
+		for _, p := range c {
+			vals = append(vals, p.Value)
+		}
+		if ok, err := addLine(right, i, "held-out "+name, xys(c, pctScale(vals...))); err != nil {
+			return nil, err
+		} else if ok {
+			f.Series[1]++
+		}
+	}
+	if f.Series[0]+f.Series[1] == 0 {
+		return nil, nil
+	}
+	return f, nil
+}

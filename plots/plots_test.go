@@ -1,0 +1,154 @@
+package plots
+
+import (
+	"bytes"
+	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/reproml/albert/results"
+	"github.com/reproml/albert/results/table/fixture"
+)
+
+func fixtureStore(t *testing.T) *results.Store {
+	t.Helper()
+	s, err := fixture.Build(filepath.Join(t.TempDir(), "exp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The fixture's runs decide how many series each figure has.
+var wantSeries = map[string][]int{
+	"v1-figure1-xlarge":      {2, 2}, // BERT-large, BERT-xlarge: loss and MLM accuracy curves
+	"v6-figure1-transitions": {2, 2}, // BERT-large, ALBERT-large
+	"v6-table3-embedding":    {2},    // all-shared, not-shared
+	"v6-table4-sharing":      {4},    // the four strategies
+	"v6-table5-sentence":     {3},    // MLM, NSP, SOP accuracy
+	"v6-table11-depth":       {1},
+	"v6-table12-width":       {1},
+	"v6-figure2b-dropout":    {2}, // with, without
+}
+
+func TestBuildSeries(t *testing.T) {
+	figs, skipped, err := Build(fixtureStore(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 0 {
+		t.Errorf("skipped %v", skipped)
+	}
+	got := map[string][]int{}
+	runs := 0
+	for _, f := range figs {
+		if strings.HasPrefix(f.Name, "runs/") {
+			runs++
+			if len(f.Panels) != 2 {
+				t.Errorf("%s: %d panels", f.Name, len(f.Panels))
+			}
+			continue
+		}
+		got[f.Name] = f.Series
+	}
+	for name, want := range wantSeries {
+		if g := got[name]; !slices.Equal(g, want) {
+			t.Errorf("%s: series %v, want %v", name, g, want)
+		}
+	}
+	if len(got) != len(wantSeries) {
+		t.Errorf("figures %v, want %d ablation figures", got, len(wantSeries))
+	}
+	if runs != 10 { // 6 sentence + 2 xlarge + 2 dropout runs have curves
+		t.Errorf("%d learning-curve figures, want 10", runs)
+	}
+}
+
+func TestWriteAllPNG(t *testing.T) {
+	dir := t.TempDir()
+	files, _, err := WriteAll(fixtureStore(t), dir, "png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(wantSeries)+10 {
+		t.Errorf("%d files, want %d", len(files), len(wantSeries)+10)
+	}
+	for _, name := range Names() {
+		found := false
+		for _, f := range files {
+			found = found || f == filepath.Join(dir, name+".png")
+		}
+		if !found {
+			t.Errorf("no %s.png among %v", name, files)
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: not a PNG: %v", f, err)
+		}
+		r := img.Bounds()
+		if r.Dx() < 100 || r.Dy() < 100 {
+			t.Errorf("%s: %v", f, r)
+		}
+		// Non-empty: more than one colour is drawn.
+		first := img.At(r.Min.X, r.Min.Y)
+		varied := false
+		for y := r.Min.Y; y < r.Max.Y && !varied; y += 3 {
+			for x := r.Min.X; x < r.Max.X; x += 3 {
+				if img.At(x, y) != first {
+					varied = true
+					break
+				}
+			}
+		}
+		if !varied {
+			t.Errorf("%s is blank", f)
+		}
+	}
+}
+
+func TestWriteAllSVG(t *testing.T) {
+	dir := t.TempDir()
+	files, _, err := WriteAll(fixtureStore(t), dir, "svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "v6-figure1-transitions.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("ALBERT-large")) || !bytes.Contains(b, []byte("Figure 1")) {
+		t.Errorf("svg lacks the legend or title (%d bytes)", len(b))
+	}
+	if len(files) != len(wantSeries)+10 {
+		t.Errorf("%d svg files", len(files))
+	}
+	if _, _, err := WriteAll(fixtureStore(t), dir, "gif"); err == nil {
+		t.Error("gif accepted")
+	}
+}
+
+func TestEmptyStore(t *testing.T) {
+	s, err := results.Open(filepath.Join(t.TempDir(), "empty.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	files, skipped, err := WriteAll(s, t.TempDir(), "png")
+	if !errors.Is(err, ErrNothingToPlot) || len(files) != 0 {
+		t.Errorf("empty store: files %v, err %v", files, err)
+	}
+	if len(skipped) != len(wantSeries) {
+		t.Errorf("skipped %v", skipped)
+	}
+}

@@ -1,0 +1,262 @@
+// Package table puts our runs next to the paper: for each ablation the
+// paper's table layout with, per cell, the paper's value, ours (mean ± std
+// over seeds, n) and Δ, the profile and scale of our runs, and verdicts on
+// the paper's qualitative claims. Everything is read from the results store;
+// the claim checkers (claims.go) take plain numbers.
+package table
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/reproml/albert/results"
+)
+
+// ErrNoRuns is returned (wrapped) for an ablation with no runs in the store.
+var ErrNoRuns = errors.New("no runs")
+
+// RunData is one run with its parsed configuration, scale and final evals.
+type RunData struct {
+	results.Run
+	Config map[string]any     // parsed config_json
+	Scale  Scale              // parsed scale_json
+	Evals  map[string]float64 // final evals, by name
+	Trans  []results.Transition
+}
+
+// Scale mirrors experiments.Scale as stored in runs.scale_json.
+type Scale struct {
+	Reference string             `json:"reference"`
+	Point     map[string]any     `json:"point"`
+	Factors   map[string]float64 `json:"factors"`
+	Changed   []string           `json:"changed"`
+}
+
+// Exact reports whether the run is at the reference (paper) configuration.
+func (s Scale) Exact() bool { return len(s.Factors) == 0 && len(s.Changed) == 0 }
+
+// shortAxis names the factors a reader cares about first, in this order.
+var shortAxis = []struct{ key, short string }{
+	{"model.hidden_size", "H"},
+	{"model.num_layers", "L"},
+	{"model.embedding_size", "E"},
+	{"model.vocab_size", "V"},
+	{"data.seq_len", "seq"},
+	{"train.batch_size", "batch"},
+	{"train.steps", "steps"},
+}
+
+// Describe is the scale as a table cell: "paper" at the paper's
+// configuration, else "cpu ×0.167 H ×0.333 L … (+2 more)" — never blank, so
+// a scaled number is never read as a paper-scale one.
+func (s Scale) Describe(profile string) string {
+	if s.Exact() {
+		if s.Reference == "" || s.Reference == "paper" {
+			return profile + " (paper scale)"
+		}
+		return profile + " (= " + s.Reference + ")"
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, a := range shortAxis {
+		if f, ok := s.Factors[a.key]; ok {
+			parts = append(parts, fmt.Sprintf("×%s %s", trimFloat(f), a.short))
+			seen[a.key] = true
+		}
+	}
+	more := len(s.Changed)
+	for k := range s.Factors {
+		if !seen[k] {
+			more++
+		}
+	}
+	out := profile
+	if len(parts) > 0 {
+		out += " " + strings.Join(parts, " ")
+	}
+	if more > 0 {
+		out += fmt.Sprintf(" (+%d more)", more)
+	}
+	if s.Reference != "" && s.Reference != "paper" {
+		out += " vs " + s.Reference
+	}
+	return out
+}
+
+func trimFloat(f float64) string { return fmt.Sprintf("%.4g", f) }
+
+// ConfigValue reads a dotted path ("model.embedding_size", "objective")
+// from a parsed config.
+func ConfigValue(cfg map[string]any, path string) (any, bool) {
+	var cur any = cfg
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// PaperValue is the paper's value of a config key at this run's grid point:
+// the scale's point if the key was swept; else the run's own value undone
+// by its scale factor; unknown if the key differs from the paper without a
+// ratio. Numbers are float64.
+func (r RunData) PaperValue(path string) (any, bool) {
+	if v, ok := r.Scale.Point[path]; ok {
+		return normalize(v), true
+	}
+	for _, c := range r.Scale.Changed {
+		if c == path {
+			return nil, false
+		}
+	}
+	v, ok := ConfigValue(r.Config, path)
+	if !ok {
+		return nil, false
+	}
+	v = normalize(v)
+	if f, ok := r.Scale.Factors[path]; ok {
+		x, isNum := v.(float64)
+		if !isNum || f == 0 {
+			return nil, false
+		}
+		return x / f, true
+	}
+	return v, true
+}
+
+func normalize(v any) any {
+	switch x := v.(type) {
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case float32:
+		return float64(x)
+	case json.Number:
+		f, err := x.Float64()
+		if err == nil {
+			return f
+		}
+	}
+	return v
+}
+
+// sameValue compares a paper value with a match value: numbers within a
+// relative 1e-3 (scale factors are stored with four significant digits),
+// everything else exactly.
+func sameValue(a, b any) bool {
+	a, b = normalize(a), normalize(b)
+	x, ok1 := a.(float64)
+	y, ok2 := b.(float64)
+	if ok1 && ok2 {
+		if x == y {
+			return true
+		}
+		return math.Abs(x-y) <= 1e-3*math.Max(math.Abs(x), math.Abs(y))
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+// Matches reports whether the run reproduces a paper row or series: every
+// key of match has the paper's value at the run's grid point. An empty
+// match matches nothing.
+func (r RunData) Matches(match map[string]any) bool {
+	if len(match) == 0 {
+		return false
+	}
+	for k, want := range match {
+		got, ok := r.PaperValue(k)
+		if !ok || !sameValue(got, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// PointLabel names the run's grid point in paper terms ("E=128 sharing=all"),
+// for runs that match no paper row.
+func (r RunData) PointLabel() string {
+	var keys []string
+	for k := range r.Scale.Point {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		short := k
+		for _, a := range shortAxis {
+			if a.key == k {
+				short = a.short
+			}
+		}
+		if i := strings.LastIndex(short, "."); i >= 0 {
+			short = short[i+1:]
+		}
+		parts = append(parts, fmt.Sprintf("%s=%v", short, r.Scale.Point[k]))
+	}
+	if len(parts) == 0 {
+		return r.Name
+	}
+	return strings.Join(parts, " ")
+}
+
+// LoadRuns reads the runs of the latest version of experiment name (every
+// status), with their configs, scales and evals. No experiment of that name,
+// or one with no runs, wraps ErrNoRuns.
+func LoadRuns(s *results.Store, name string) ([]RunData, error) {
+	runs, _, err := loadRuns(s, name)
+	return runs, err
+}
+
+func loadRuns(s *results.Store, name string) ([]RunData, results.Experiment, error) {
+	var exp results.Experiment
+	exps, err := s.Experiments()
+	if err != nil {
+		return nil, exp, fmt.Errorf("table: %s: %w", name, err)
+	}
+	var latest int64
+	for _, e := range exps {
+		if e.Name == name && e.ID > latest {
+			latest, exp = e.ID, e
+		}
+	}
+	if latest == 0 {
+		return nil, exp, fmt.Errorf("table: experiment %q is not in %s: %w (plan and train it with `exp run ablations/%s.toml`)", name, s.Path(), ErrNoRuns, name)
+	}
+	runs, err := s.Runs(results.RunFilter{ExperimentID: latest})
+	if err != nil {
+		return nil, exp, fmt.Errorf("table: %s: %w", name, err)
+	}
+	if len(runs) == 0 {
+		return nil, exp, fmt.Errorf("table: experiment %q has %w in %s", name, ErrNoRuns, s.Path())
+	}
+	out := make([]RunData, 0, len(runs))
+	for _, r := range runs {
+		d := RunData{Run: r}
+		if err := json.Unmarshal([]byte(r.ConfigJSON), &d.Config); err != nil {
+			return nil, exp, fmt.Errorf("table: run %d config: %w", r.ID, err)
+		}
+		if r.ScaleJSON != "" {
+			if err := json.Unmarshal([]byte(r.ScaleJSON), &d.Scale); err != nil {
+				return nil, exp, fmt.Errorf("table: run %d scale: %w", r.ID, err)
+			}
+		}
+		if d.Evals, err = s.Evals(r.ID); err != nil {
+			return nil, exp, fmt.Errorf("table: %w", err)
+		}
+		if d.Trans, err = s.Transitions(r.ID); err != nil {
+			return nil, exp, fmt.Errorf("table: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, exp, nil
+}

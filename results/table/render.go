@@ -1,0 +1,279 @@
+package table
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/reproml/albert/results/paper"
+)
+
+// Formats are the output formats of Write.
+var Formats = []string{"md", "csv", "tex"}
+
+// Write renders the report in format ("md", "csv" or "tex"). CSV is one
+// line per row × column (tidy), with the claims in WriteClaimsCSV.
+func (rep *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "md", "":
+		return rep.writeMarkdown(w)
+	case "csv":
+		return rep.WriteCSV(w)
+	case "tex":
+		return rep.writeTeX(w)
+	}
+	return fmt.Errorf("table: unknown format %q (want md, csv or tex)", format)
+}
+
+// header is one rendered column heading with a function for its cell.
+type header struct {
+	label string
+	cell  func(Row) string
+}
+
+func fmtNum(v float64, prec int) string {
+	if math.IsNaN(v) {
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}
+
+func fmtDelta(v float64, prec int) string {
+	s := fmtNum(v, prec)
+	if v >= 0 {
+		s = "+" + s
+	}
+	return s
+}
+
+func fmtCount(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// headers expands the columns into the rendered layout: paper / ours / Δ
+// sub-columns for compared quantities.
+func (rep *Report) headers() []header {
+	hs := []header{
+		{"Row", func(r Row) string { return r.Label }},
+		{"Scale", func(r Row) string {
+			if r.Scale == "" {
+				return "—"
+			}
+			return r.Scale
+		}},
+		{"Runs", func(r Row) string { return r.RunsCell() }},
+	}
+	for _, c := range rep.Columns {
+		c := c
+		paperCell := func(r Row) string {
+			cell := r.Cells[c.Key]
+			if !cell.HasPaper {
+				return ""
+			}
+			return paper.FormatValue(paperKey(c.Key), cell.Paper)
+		}
+		switch c.Kind {
+		case PaperOnly:
+			hs = append(hs, header{c.Label + " paper", paperCell})
+		case NotMeasured:
+			hs = append(hs, header{c.Label, func(r Row) string { return r.Cells[c.Key].Text }})
+		case OursOnly:
+			hs = append(hs, header{c.Label + " ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }})
+		case Compared:
+			hs = append(hs,
+				header{c.Label + " paper", paperCell},
+				header{c.Label + " ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }},
+				header{c.Label + " Δ", func(r Row) string {
+					cell := r.Cells[c.Key]
+					if !cell.HasDelta {
+						return ""
+					}
+					return fmtDelta(cell.Delta, c.Prec)
+				}})
+		}
+	}
+	return hs
+}
+
+func paperKey(col string) string {
+	switch col {
+	case "mlm_acc":
+		return "mlm"
+	case "nsp_acc":
+		return "nsp"
+	case "sop_acc":
+		return "sop"
+	}
+	return col
+}
+
+func oursCell(c Column, cell Cell) string {
+	if cell.Ours.N() == 0 {
+		return "—"
+	}
+	if c.Key == "params_run" {
+		return fmtCount(cell.Ours.Mean())
+	}
+	return cell.Ours.Format(c.Prec)
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func (rep *Report) writeMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s — %s\n\n", rep.Ablation, rep.Title)
+	hs := rep.headers()
+	var line []string
+	for _, h := range hs {
+		line = append(line, mdEscape(h.label))
+	}
+	b.WriteString("| " + strings.Join(line, " | ") + " |\n")
+	b.WriteString("|" + strings.Repeat("---|", len(hs)) + "\n")
+	for _, r := range rep.Rows {
+		line = line[:0]
+		for _, h := range hs {
+			line = append(line, mdEscape(h.cell(r)))
+		}
+		b.WriteString("| " + strings.Join(line, " | ") + " |\n")
+	}
+	b.WriteString("\n")
+	for _, n := range rep.Notes {
+		b.WriteString("- " + n + "\n")
+	}
+	b.WriteString("\n")
+	for _, cs := range rep.Claims {
+		title := "Claims"
+		if cs.Profile != "" {
+			title += " (profile " + cs.Profile + ")"
+		}
+		b.WriteString("### " + title + "\n\n")
+		for _, c := range cs.Claims {
+			fmt.Fprintf(&b, "- **%s** — %s: %s. Paper: %s.", c.Verdict, c.Claim, c.Detail, c.Paper)
+			if c.Noise {
+				b.WriteString(" The difference is within the seed spread.")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// CSVHeader is the header of WriteCSV.
+var CSVHeader = []string{"ablation", "paper_table", "row", "profile", "scale", "runs_done", "runs_total",
+	"column", "kind", "paper", "ours_mean", "ours_std", "ours_n", "delta", "note"}
+
+func kindName(k ColumnKind) string {
+	return [...]string{"paper", "ours", "compared", "not measured"}[k]
+}
+
+// WriteCSV writes one record per row × column; numbers unformatted.
+func (rep *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(CSVHeader)
+	tbl := ""
+	if rep.Table != nil {
+		tbl = rep.Table.Title()
+	} else if rep.Figure != nil {
+		tbl = rep.Figure.Title()
+	}
+	num := func(v float64, ok bool) string {
+		if !ok {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	for _, r := range rep.Rows {
+		for _, c := range rep.Columns {
+			cell := r.Cells[c.Key]
+			n := cell.Ours.N()
+			rec := []string{rep.Ablation, tbl, r.Label, r.Profile, r.Scale, strconv.Itoa(r.Done()), strconv.Itoa(len(r.Runs)),
+				c.Key, kindName(c.Kind), num(cell.Paper, cell.HasPaper),
+				num(cell.Ours.Mean(), n > 0), num(cell.Ours.Std(), n > 1), strconv.Itoa(n), num(cell.Delta, cell.HasDelta), ""}
+			if c.Kind == NotMeasured {
+				rec[len(rec)-1] = c.Why
+			}
+			if err := cw.Write(rec); err != nil {
+				return fmt.Errorf("table: csv: %w", err)
+			}
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("table: csv: %w", err)
+	}
+	return nil
+}
+
+// ClaimsCSVHeader is the header of WriteClaimsCSV.
+var ClaimsCSVHeader = []string{"ablation", "profile", "claim", "verdict", "within_seed_spread", "ours", "paper"}
+
+// WriteClaimsCSV writes one record per claim and profile.
+func (rep *Report) WriteClaimsCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(ClaimsCSVHeader)
+	for _, cs := range rep.Claims {
+		for _, c := range cs.Claims {
+			cw.Write([]string{rep.Ablation, cs.Profile, c.Claim, string(c.Verdict), strconv.FormatBool(c.Noise), c.Detail, c.Paper})
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("table: claims csv: %w", err)
+	}
+	return nil
+}
+
+var texReplacer = strings.NewReplacer(`\`, `\textbackslash{}`, "&", `\&`, "%", `\%`, "$", `\$`, "#", `\#`, "_", `\_`,
+	"{", `\{`, "}", `\}`, "~", `\textasciitilde{}`, "^", `\textasciicircum{}`, "±", `$\pm$`, "Δ", `$\Delta$`,
+	"×", `$\times$`, "°", `$^\circ$`, "—", "--", "≫", `$\gg$`, "→", `$\to$`, "²", `$^2$`, "≥", `$\geq$`, "≤", `$\leq$`,
+	"−", "-", "✔", `\checkmark{}`)
+
+func texEscape(s string) string { return texReplacer.Replace(s) }
+
+func (rep *Report) writeTeX(w io.Writer) error {
+	var b strings.Builder
+	hs := rep.headers()
+	fmt.Fprintf(&b, "%% %s: %s\n", rep.Ablation, rep.Title)
+	b.WriteString("\\begin{table}[ht]\n\\centering\\scriptsize\n")
+	b.WriteString("\\begin{tabular}{" + strings.Repeat("l", len(hs)) + "}\n\\hline\n")
+	var line []string
+	for _, h := range hs {
+		line = append(line, texEscape(h.label))
+	}
+	b.WriteString(strings.Join(line, " & ") + " \\\\\n\\hline\n")
+	for _, r := range rep.Rows {
+		line = line[:0]
+		for _, h := range hs {
+			line = append(line, texEscape(h.cell(r)))
+		}
+		b.WriteString(strings.Join(line, " & ") + " \\\\\n")
+	}
+	b.WriteString("\\hline\n\\end{tabular}\n")
+	fmt.Fprintf(&b, "\\caption{%s (%s). Ours vs the paper.}\n\\end{table}\n", texEscape(rep.Title), texEscape(rep.Ablation))
+	b.WriteString("\\begin{itemize}\n")
+	for _, n := range rep.Notes {
+		b.WriteString("\\item " + texEscape(n) + "\n")
+	}
+	for _, cs := range rep.Claims {
+		for _, c := range cs.Claims {
+			fmt.Fprintf(&b, "\\item \\textbf{%s} [%s] %s: %s. Paper: %s.\n", texEscape(string(c.Verdict)), texEscape(cs.Profile),
+				texEscape(c.Claim), texEscape(c.Detail), texEscape(c.Paper))
+		}
+	}
+	b.WriteString("\\end{itemize}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
