@@ -18,6 +18,7 @@ static void call_int(void *f, int v) { ((void (*)(int))f)(v); }
 static int call_ret_int(void *f) { return ((int (*)(void))f)(); }
 static const char *call_ret_str(void *f) { return ((const char *(*)(void))f)(); }
 static char *call_err(void *f) { return ((char *(*)(void))f)(); }
+static int call_int_ret_int(void *f, int v) { return ((int (*)(int))f)(v); }
 */
 import "C"
 
@@ -84,6 +85,25 @@ func SetThreads(n int) error {
 	defer runtime.UnlockOSThread()
 	C.call_int(f, C.int(n))
 	return lastError()
+}
+
+// setGradEnabled sets grad mode on this thread and returns the previous
+// mode. (gotch's GradSetEnabled reads the C int result as a Go int, 8 bytes
+// from a 4-byte value, so its returned state is unreliable.)
+func setGradEnabled(on bool) (bool, error) {
+	f, err := sym("at_grad_set_enabled")
+	if err != nil {
+		return false, err
+	}
+	v := 0
+	if on {
+		v = 1
+	}
+	prev := C.call_int_ret_int(f, C.int(v))
+	if err := lastError(); err != nil {
+		return false, err
+	}
+	return prev == 1, nil
 }
 
 // Threads is libtorch's current intra-op thread count.

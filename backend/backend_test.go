@@ -10,6 +10,7 @@ import (
 )
 
 func TestInitSetsThreadsToCPUs(t *testing.T) {
+	defer lockThread()()
 	t.Setenv("ALBERT_THREADS", "")
 	if err := SetThreads(0); err != nil {
 		t.Fatal(err)
@@ -27,6 +28,7 @@ func TestInitSetsThreadsToCPUs(t *testing.T) {
 }
 
 func TestSeedMakesRandomTensorsEqual(t *testing.T) {
+	defer lockThread()()
 	draw := func(seed int64) []float64 {
 		if err := Seed(seed); err != nil {
 			t.Fatal(err)
@@ -52,6 +54,7 @@ func TestSeedMakesRandomTensorsEqual(t *testing.T) {
 
 // A stubbed wrapper must come back as a Go error naming the op, not a crash.
 func TestStubbedOpReturnsError(t *testing.T) {
+	defer lockThread()()
 	bi, err := WrapperInfo()
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +83,7 @@ func TestStubbedOpReturnsError(t *testing.T) {
 
 // Forward, backward and an optimizer step through gotch decrease a loss.
 func TestTrainingStepDecreasesLoss(t *testing.T) {
+	defer lockThread()()
 	if err := Seed(1); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +112,7 @@ func TestTrainingStepDecreasesLoss(t *testing.T) {
 }
 
 func TestDeviceNames(t *testing.T) {
+	defer lockThread()()
 	if d, err := Device("cpu"); err != nil || d != gotch.CPU {
 		t.Fatalf("cpu: %v %v", d, err)
 	}
@@ -120,5 +125,21 @@ func TestDeviceNames(t *testing.T) {
 		if _, err := Device("cuda:0"); err == nil {
 			t.Error("cuda:0 accepted without CUDA")
 		}
+	}
+}
+
+var lockThread = LockThread
+
+func TestNoGradRestoresMode(t *testing.T) {
+	defer lockThread()()
+	w := ts.MustOnes([]int64{2}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
+	NoGrad(func() {
+		NoGrad(func() {}) // nested: must restore "off", not "on"
+		if y := w.MustMulScalar(ts.FloatScalar(2), false); y.MustRequiresGrad() {
+			t.Error("inside NoGrad, an op on a leaf tracked gradients")
+		}
+	})
+	if y := w.MustMulScalar(ts.FloatScalar(2), false); !y.MustRequiresGrad() {
+		t.Error("after NoGrad, gradient tracking stayed off")
 	}
 }

@@ -181,3 +181,9 @@ func cudaNames(n int) []string {
 	}
 	return names
 }
+
+// BLAS names the BLAS libraries mapped into this process right now.
+func BLAS() string {
+	_, b := loadedLibraries()
+	return b
+}

@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 )
@@ -26,3 +27,7 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// libtorch's grad mode and error slot are per OS thread: keep every torch
+// call of the CLI on the main thread (see backend/thread.go).
+func init() { runtime.LockOSThread() }

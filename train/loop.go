@@ -1,0 +1,407 @@
+// Package train pretrains one model: the MLM (+ NSP/SOP) loss, LAMB or
+// AdamW with the official schedule and clipping, gradient accumulation,
+// held-out evaluation (paper Table 5's intrinsic accuracies and the layer
+// transitions of Figure 1), checkpoints with exact resume, divergence
+// detection, and every number written to the results store.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/model"
+	"github.com/reproml/albert/results"
+)
+
+// Job is one run to train.
+type Job struct {
+	RunID     int64
+	Name      string // label for progress output
+	Seed      int64
+	Objective data.Objective
+	Model     model.Config
+	Data      data.Config
+	Train     Config
+	Dir       string // checkpoints; a checkpoint found here is resumed
+	Device    string // auto | cpu | cuda | cuda:N
+	CacheRoot string // data cache (default out/cache)
+	Store     *results.Store
+	Progress  io.Writer // nil: no progress output
+	// EvalBatchSize for the held-out sets (default: the micro-batch size).
+	EvalBatchSize int
+
+	afterStep func(step int) // tests: called after each optimizer step
+}
+
+// Result says how a run ended.
+type Result struct {
+	Diverged bool
+	Reason   string  // why it diverged
+	Step     int     // optimizer steps done
+	Seconds  float64 // training wall time across resumes
+	Resumed  int     // the step it resumed from (0: fresh)
+	Final    map[string]float64
+}
+
+// heartbeatEvery keeps the run's claim fresh (stale after a few minutes).
+const heartbeatEvery = 5 * time.Second
+
+// Run trains job to the end (or divergence). A context cancellation stops
+// it between steps and returns the context's error; the last checkpoint
+// lets a later Run continue exactly where the curve left off.
+func Run(ctx context.Context, job Job) (res Result, err error) {
+	defer backend.LockThread()()
+	defer func() { // gotch's Must API reports libtorch failures (e.g. out of memory) as panics
+		if r := recover(); r != nil {
+			err = fmt.Errorf("train: %v", r)
+		}
+	}()
+	if err := job.check(); err != nil {
+		return res, err
+	}
+	if err := backend.Init(); err != nil {
+		return res, err
+	}
+	dev, err := backend.Device(job.Device)
+	if err != nil {
+		return res, err
+	}
+	if job.CacheRoot == "" {
+		job.CacheRoot = "out/cache"
+	}
+	ds, err := data.Prepare(job.Data, job.Objective, job.CacheRoot)
+	if err != nil {
+		return res, err
+	}
+	if ds.VocabSize() != job.Model.VocabSize {
+		return res, fmt.Errorf("train: model vocab_size %d ≠ tokenizer vocab %d", job.Model.VocabSize, ds.VocabSize())
+	}
+	micro := job.Train.BatchSize / job.Train.GradAccum
+	if job.EvalBatchSize <= 0 {
+		job.EvalBatchSize = micro
+	}
+	evalSets, err := ds.EvalSets(job.EvalBatchSize)
+	if err != nil {
+		return res, err
+	}
+
+	if err := backend.Seed(job.Seed); err != nil {
+		return res, err
+	}
+	m, err := model.New(job.Model, dev)
+	if err != nil {
+		return res, err
+	}
+	defer m.VarStore.Destroy()
+	opt, err := NewOptimizer(job.Train, m.Params)
+	if err != nil {
+		return res, err
+	}
+	defer opt.Close()
+
+	st := &state{job: job, m: m, opt: opt, evalSets: evalSets, dev: dev}
+	ck, err := LoadCheckpoint(job.Dir, m, opt)
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+		ck = Checkpoint{}
+	case err != nil:
+		return res, err
+	}
+	res.Resumed = ck.Step
+	// Rows a killed attempt wrote after its checkpoint are dropped: the
+	// resumed curve then equals an uninterrupted one, without duplicates.
+	if err := job.Store.DeleteMetricsAfter(job.RunID, ck.Step); err != nil {
+		return res, err
+	}
+	if err := job.Store.PutProvenance(job.RunID, Provenance(dev)); err != nil {
+		return res, err
+	}
+	if err := job.Store.Heartbeat(job.RunID, ck.Step); err != nil {
+		return res, err
+	}
+	st.metrics = job.Store.NewMetricWriter(job.RunID)
+	defer st.metrics.Close()
+
+	loader := ds.NewLoader(micro, job.Seed, ck.Cursor)
+	defer loader.Close()
+	st.loader = loader
+	res, err = st.loop(ctx, ck)
+	if cerr := st.metrics.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return res, err
+}
+
+func (j Job) check() error {
+	if j.Store == nil {
+		return errors.New("train: job has no results store")
+	}
+	if j.Dir == "" {
+		return errors.New("train: job has no checkpoint folder")
+	}
+	if err := j.Train.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := j.Model.Validate(); err != nil {
+		return fmt.Errorf("train: model: %w", err)
+	}
+	if err := j.Data.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if !j.Objective.Valid() {
+		return fmt.Errorf("train: objective %q: want none, nsp or sop", j.Objective)
+	}
+	if (j.Objective != data.ObjectiveNone) != j.Model.SentenceHead {
+		return fmt.Errorf("train: objective %q and model.sentence_head = %v disagree", j.Objective, j.Model.SentenceHead)
+	}
+	return nil
+}
+
+type state struct {
+	job      Job
+	m        *model.Model
+	opt      *Optimizer
+	loader   *data.Loader
+	evalSets data.EvalSets
+	metrics  *results.MetricWriter
+	dev      gotch.Device
+	recent   []float64 // last logged losses, for the final train_loss
+}
+
+func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
+	c := st.job.Train
+	res := Result{Resumed: ck.Step}
+	start := time.Now()
+	lastBeat := time.Now()
+	prog := newProgress(st.job.Progress, st.job.Name, ck.Step, c.Steps)
+	defer prog.finish()
+	var tokens int
+	tick := time.Now()
+	for step := ck.Step; step < c.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		// Dropout draws from libtorch's generator: seeding it from (seed,
+		// step) makes each step reproducible on its own, so a resumed run
+		// matches an uninterrupted one without saving generator state.
+		if err := backend.Seed(stepSeed(st.job.Seed, step)); err != nil {
+			return res, err
+		}
+		lr := c.LearningRate(step)
+		sums, n, err := st.step(lr, step%max(1, c.LogEvery) == 0 || step == c.Steps-1)
+		if err != nil {
+			return res, err
+		}
+		tokens += n
+		res.Step = step + 1
+		if sums != nil {
+			loss := sums[0]
+			if bad := diverged(loss, c.DivergeLoss); bad != "" {
+				res.Diverged, res.Reason = true, fmt.Sprintf("%s at step %d", bad, step+1)
+				st.metrics.Add(step+1, "train", "loss", loss)
+				res.Seconds = ck.Seconds + time.Since(start).Seconds()
+				return res, nil
+			}
+			el := time.Since(tick).Seconds()
+			tps := float64(tokens) / math.Max(el, 1e-9)
+			tokens, tick = 0, time.Now()
+			st.metrics.Add(step+1, "train", "loss", loss)
+			st.metrics.Add(step+1, "train", "mlm_loss", sums[1])
+			if st.m.Sentence != nil {
+				st.metrics.Add(step+1, "train", "sentence_loss", sums[2])
+			}
+			st.metrics.Add(step+1, "train", "grad_norm", sums[3])
+			st.metrics.Add(step+1, "train", "lr", lr)
+			st.metrics.Add(step+1, "train", "tokens_per_sec", tps)
+			st.recent = append(st.recent, loss)
+			if len(st.recent) > 5 {
+				st.recent = st.recent[1:]
+			}
+			prog.update(step+1, loss, tps)
+		}
+		done := step+1 == c.Steps
+		if c.EvalEvery > 0 && (step+1)%c.EvalEvery == 0 && !done {
+			st.eval(step + 1)
+		}
+		if (c.CheckpointEvery > 0 && (step+1)%c.CheckpointEvery == 0) || done {
+			ck := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: ck.Seconds + time.Since(start).Seconds()}
+			if err := SaveCheckpoint(st.job.Dir, ck, st.m, st.opt); err != nil {
+				return res, err
+			}
+			if err := st.metrics.Flush(); err != nil {
+				return res, err
+			}
+		}
+		if st.job.afterStep != nil {
+			st.job.afterStep(step + 1)
+		}
+		if time.Since(lastBeat) > heartbeatEvery || done {
+			if err := st.job.Store.Heartbeat(st.job.RunID, step+1); err != nil {
+				return res, err
+			}
+			lastBeat = time.Now()
+		}
+	}
+	final := st.eval(c.Steps)
+	final["train_loss"] = mean(st.recent)
+	if err := st.job.Store.PutEvals(st.job.RunID, final); err != nil {
+		return res, err
+	}
+	tr := Transitions(st.m, st.evalSets.MLM, st.job.Train.EvalBatches)
+	if err := st.job.Store.PutTransitions(st.job.RunID, tr); err != nil {
+		return res, err
+	}
+	res.Final = final
+	res.Seconds = ck.Seconds + time.Since(start).Seconds()
+	return res, nil
+}
+
+// step runs one optimizer step over GradAccum micro-batches. With read, it
+// returns [loss, mlm loss, sentence loss, grad norm] (a device sync);
+// otherwise nothing is copied back to the host.
+func (st *state) step(lr float64, read bool) ([]float64, int, error) {
+	c := st.job.Train
+	var s backend.Scope
+	defer s.Free()
+	st.zeroGrad(&s)
+	var lossSum, mlmSum, sentSum *ts.Tensor
+	tokens := 0
+	scale := ts.FloatScalar(1 / float64(c.GradAccum))
+	for i := 0; i < c.GradAccum; i++ {
+		b, err := st.loader.Next()
+		if err != nil {
+			return nil, 0, err
+		}
+		t := toDevice(&s, b, st.dev)
+		tokens += t.tokens
+		out := st.m.Forward(&s, t.in, true, false)
+		mlm := mlmLoss(&s, out.MLMLogits, t)
+		loss := mlm
+		sent := mlm // placeholder when there is no sentence head
+		if out.SentenceLogits != nil {
+			sent = sentenceLoss(&s, out.SentenceLogits, t)
+			loss = s.T(mlm.MustAdd(sent, false))
+		}
+		s.T(loss.MustMulScalar(scale, false)).MustBackward()
+		if read {
+			lossSum, mlmSum, sentSum = acc(&s, lossSum, loss), acc(&s, mlmSum, mlm), acc(&s, sentSum, sent)
+		}
+	}
+	norm := clipGradNorm(&s, st.m.Params, c.ClipNorm)
+	st.opt.Step(lr)
+	if !read {
+		return nil, tokens, nil
+	}
+	v := s.T(s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum, norm}, 0)).MustTo(gotch.CPU, false)).Float64Values()
+	k := float64(c.GradAccum)
+	return []float64{v[0] / k, v[1] / k, v[2] / k, v[3]}, tokens, nil
+}
+
+func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
+	x = s.T(x.MustDetach(false))
+	if sum == nil {
+		return x
+	}
+	return s.T(sum.MustAdd(x, false))
+}
+
+func (st *state) zeroGrad(s *backend.Scope) {
+	for _, p := range st.m.Params {
+		g := s.T(p.Tensor.MustGrad(false))
+		if g.MustDefined() {
+			g.MustZero_()
+		}
+	}
+}
+
+// clipGradNorm scales all gradients so their global L2 norm is at most
+// maxNorm (official: tf.clip_by_global_norm, 1.0) and returns the norm
+// before clipping, on the device: no host sync.
+func clipGradNorm(s *backend.Scope, params []model.Param, maxNorm float64) *ts.Tensor {
+	var norms []*ts.Tensor
+	var grads []*ts.Tensor
+	for _, p := range params {
+		g := s.T(p.Tensor.MustGrad(false))
+		if !g.MustDefined() {
+			continue
+		}
+		grads = append(grads, g)
+		norms = append(norms, s.T(g.MustNorm(false)))
+	}
+	total := s.T(s.T(ts.MustStack(norms, 0)).MustNorm(false))
+	if maxNorm > 0 {
+		// factor = maxNorm / max(total, maxNorm)
+		factor := s.T(s.T(total.MustClampMin(ts.FloatScalar(maxNorm), false)).MustReciprocal(false))
+		factor = s.T(factor.MustMulScalar(ts.FloatScalar(maxNorm), false))
+		backend.NoGrad(func() {
+			for _, g := range grads {
+				g.MustMul_(factor)
+			}
+		})
+	}
+	return total
+}
+
+// eval scores the held-out sets and records them as the "eval" curve.
+func (st *state) eval(step int) map[string]float64 {
+	ev := Evaluate(st.m, st.evalSets, st.job.Train.EvalBatches)
+	for k, v := range ev {
+		st.metrics.Add(step, "eval", k, v)
+	}
+	return ev
+}
+
+// diverged names why a loss means the run has diverged, or "".
+func diverged(loss, bound float64) string {
+	switch {
+	case math.IsNaN(loss):
+		return "loss is NaN"
+	case math.IsInf(loss, 0):
+		return "loss is Inf"
+	case loss > bound:
+		return fmt.Sprintf("loss %.4g exceeds diverge_loss %.4g", loss, bound)
+	}
+	return ""
+}
+
+func stepSeed(seed int64, step int) int64 {
+	return seed*1_000_003 + int64(step) + 1
+}
+
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// Provenance records what produced a run.
+func Provenance(dev gotch.Device) results.Provenance {
+	p := results.Provenance{GotchVersion: backend.GotchVersion(), Threads: backend.Threads(), Extra: map[string]string{"device": backend.DeviceName(dev)}}
+	p.GoVersion = goVersion()
+	if bi, err := backend.WrapperInfo(); err == nil {
+		p.LibtorchVersion = bi.LibtorchVersion
+		if bi.CUDABuild {
+			p.CUDAVersion = "cuda build"
+		}
+	}
+	p.BLAS = backend.BLAS()
+	p.Host, _ = os.Hostname()
+	p.GitCommit, p.GitDirty = gitState(filepath.Dir("."))
+	return p
+}

@@ -1,0 +1,210 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/model"
+	"github.com/reproml/albert/results"
+)
+
+// LAMB on a hand-computed example. w = [3, 4] (‖w‖ = 5), g = [1, 2],
+// β1 = 0.9, β2 = 0.999, ε = 0, wd = 0.01, lr = 0.1, first step:
+//
+//	m = 0.1·g = [0.1, 0.2];  v = 0.001·g² = [0.001, 0.004]
+//	m/√v = [0.1/0.0316228, 0.2/0.0632456] = [3.16228, 3.16228]
+//	u = m/√v + 0.01·w = [3.19228, 3.20228]; ‖u‖ = 4.52171
+//	r = 5 / 4.52171 = 1.105776
+//	w' = w - 0.1·r·u = [3 - 0.352994, 4 - 0.354100] = [2.647006, 3.645900]
+//
+// A LayerNorm or bias tensor with the same values gets neither decay nor
+// the trust ratio: w' = w - 0.1·[3.16228, 3.16228].
+func TestLAMBHandComputed(t *testing.T) {
+	defer lockThread()()
+	w := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
+	b := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
+	params := []model.Param{{Name: "x/weight", Tensor: w, Decay: true}, {Name: "x/layer_norm/bias", Tensor: b, Decay: false}}
+	c := DefaultConfig()
+	c.Eps = 1e-12
+	opt, err := NewOptimizer(c, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ts.MustOfSlice([]float32{1, 2})
+	for _, p := range params {
+		loss := p.Tensor.MustMul(g, false).MustSum(gotch.Float, true) // d loss / d p = g
+		loss.MustBackward()
+	}
+	opt.Step(0.1)
+	check := func(name string, x *ts.Tensor, want []float64) {
+		got := x.Float64Values()
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 2e-5 {
+				t.Fatalf("%s = %v, want %v", name, got, want)
+			}
+		}
+	}
+	check("decayed weight", w, []float64{2.647006, 3.645900})
+	check("layer-norm bias", b, []float64{3 - 0.316228, 4 - 0.316228})
+
+	// AdamW: the same update without the trust ratio.
+	w2 := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
+	c.Optimizer = "adamw"
+	opt2, _ := NewOptimizer(c, []model.Param{{Name: "x/weight", Tensor: w2, Decay: true}})
+	w2.MustMul(g, false).MustSum(gotch.Float, true).MustBackward()
+	opt2.Step(0.1)
+	check("adamw weight", w2, []float64{3 - 0.319228, 4 - 0.320228})
+}
+
+func TestTrustRatioFallsBackToOne(t *testing.T) {
+	defer lockThread()()
+	w := ts.MustZeros([]int64{3}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
+	c := DefaultConfig()
+	c.WeightDecay = 0
+	opt, _ := NewOptimizer(c, []model.Param{{Name: "z/weight", Tensor: w, Decay: true}})
+	w.MustSum(gotch.Float, false).MustBackward() // g = 1
+	opt.Step(0.1)
+	// ‖w‖ = 0 → r = 1: w' = -0.1·m/√v = -0.1·0.1/√0.001 = -0.316228
+	if got := w.Float64Values()[0]; math.Abs(got+0.316228) > 1e-4 {
+		t.Fatalf("w = %v, want -0.316228 (trust ratio 1)", got)
+	}
+}
+
+func TestLearningRateSchedule(t *testing.T) {
+	defer lockThread()()
+	c := Config{LR: 1, Steps: 100, WarmupSteps: 10}
+	for step, want := range map[int]float64{0: 0, 5: 0.5, 10: 0.9, 55: 0.45, 99: 0.01, 100: 0} {
+		if got := c.LearningRate(step); math.Abs(got-want) > 1e-12 {
+			t.Errorf("lr(%d) = %g, want %g", step, got, want)
+		}
+	}
+}
+
+func TestDiverged(t *testing.T) {
+	defer lockThread()()
+	for loss, want := range map[float64]bool{math.NaN(): true, math.Inf(1): true, 101: true, 99: false} {
+		if got := diverged(loss, 100) != ""; got != want {
+			t.Errorf("diverged(%g) = %v", loss, got)
+		}
+	}
+}
+
+// cacheRoot is the module's out/cache, filled by `make setup` (exp data fetch).
+func cacheRoot(t *testing.T) string {
+	root, _ := filepath.Abs("../out/cache")
+	if _, err := os.Stat(data.CorpusPath(root)); err != nil {
+		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
+	}
+	return root
+}
+
+func tinyJob(t *testing.T, obj data.Objective, steps int) Job {
+	mc := model.Config{VocabSize: 8000, EmbeddingSize: 32, HiddenSize: 64, NumLayers: 2, NumHeads: 2,
+		MaxPositions: 64, Sharing: model.ShareAll, SentenceHead: obj != data.ObjectiveNone}.Resolve()
+	dc := data.DefaultConfig()
+	dc.VocabSize, dc.SeqLen, dc.MaxPredictions, dc.EvalExamples, dc.DupeFactor = 8000, 64, 10, 256, 0
+	tc := DefaultConfig()
+	tc.Steps, tc.BatchSize, tc.WarmupSteps, tc.LR, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = steps, 16, steps/10, 0.01, 5, 0, 8
+	st, err := results.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	exp, _ := st.EnsureExperiment("test", "test.toml", "h")
+	id, _, err := st.AddRun(exp, results.RunSpec{ConfigHash: string(obj) + t.Name(), Name: "tiny", ConfigJSON: "{}", Profile: "test", Seed: 1, TotalSteps: steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.ClaimRun(id, "test:1", 1e9, false); err != nil || !c.Granted {
+		t.Fatalf("claim: %v %+v", err, c)
+	}
+	return Job{RunID: id, Name: "tiny", Seed: 1, Objective: obj, Model: mc, Data: dc, Train: tc,
+		Dir: filepath.Join(t.TempDir(), "ckpt"), Device: "cpu", CacheRoot: cacheRoot(t), Store: st}
+}
+
+func TestTinySOPRunLearns(t *testing.T) {
+	defer lockThread()()
+	job := tinyJob(t, data.ObjectiveSOP, 200)
+	res, err := Run(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("final %v in %.1fs", res.Final, res.Seconds)
+	ev, _ := job.Store.Evals(job.RunID)
+	// Chance over 8000 pieces is 0.0125%; always guessing the commonest
+	// piece scores about 4% on this corpus.
+	if ev["mlm_acc"] < 0.06 {
+		t.Errorf("MLM accuracy %.3f: not well above chance", ev["mlm_acc"])
+	}
+	if _, ok := ev["nsp_acc"]; !ok {
+		t.Error("SOP model was not scored on NSP")
+	}
+	curve, _ := job.Store.Curve(job.RunID, "train", "loss")
+	if len(curve) < 10 || !(curve[len(curve)-1].Value < curve[0].Value-1) {
+		t.Errorf("loss curve did not fall: %v … %v", curve[0], curve[len(curve)-1])
+	}
+	tr, _ := job.Store.Transitions(job.RunID)
+	if len(tr) != 2 || tr[0].L2 <= 0 || tr[0].CosineDeg <= 0 {
+		t.Errorf("transitions %+v", tr)
+	}
+}
+
+// A run stopped after a checkpoint and resumed ends exactly where an
+// uninterrupted run with the same seed ends, with no duplicate metric rows.
+func TestResumeIsExact(t *testing.T) {
+	defer lockThread()()
+	whole := tinyJob(t, data.ObjectiveNSP, 40)
+	whole.Train.CheckpointEvery = 10
+	a, err := Run(context.Background(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := tinyJob(t, data.ObjectiveNSP, 40)
+	cut.Train.CheckpointEvery = 10
+	ctx, cancel := context.WithCancel(context.Background())
+	cut.afterStep = func(step int) {
+		if step == 27 { // past the checkpoint at 20: steps 21..27 are redone
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, cut); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	cut.afterStep = nil
+	b, err := Run(context.Background(), cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Resumed != 20 {
+		t.Fatalf("resumed from step %d, want 20", b.Resumed)
+	}
+	ca, _ := whole.Store.Curve(whole.RunID, "train", "loss")
+	cb, _ := cut.Store.Curve(cut.RunID, "train", "loss")
+	if len(ca) != len(cb) {
+		t.Fatalf("%d loss rows uninterrupted, %d resumed", len(ca), len(cb))
+	}
+	for i := range ca {
+		if ca[i] != cb[i] {
+			t.Fatalf("loss curves differ at %d: %+v vs %+v", i, ca[i], cb[i])
+		}
+	}
+	if a.Final["mlm_loss"] != b.Final["mlm_loss"] {
+		t.Fatalf("final mlm loss %v vs %v", a.Final["mlm_loss"], b.Final["mlm_loss"])
+	}
+}
+
+func TestMain(m *testing.M) {
+	backend.Init()
+	os.Exit(m.Run())
+}
+
+var lockThread = backend.LockThread
