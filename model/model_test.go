@@ -53,6 +53,7 @@ func inputs(t *testing.T, padIDs ...int64) Inputs {
 }
 
 func TestOutputShapesForEverySharingMode(t *testing.T) {
+	defer lockThread()()
 	for _, sh := range Sharings {
 		for _, e := range []int{8, 16} {
 			m := build(t, tiny(sh, e), 1)
@@ -75,6 +76,7 @@ func TestOutputShapesForEverySharingMode(t *testing.T) {
 }
 
 func TestSharingModesShareTheRightTensors(t *testing.T) {
+	defer lockThread()()
 	want := map[Sharing][2]int{ShareAll: {1, 1}, ShareAttention: {1, 3}, ShareFFN: {3, 1}, ShareNone: {3, 3}}
 	for sh, w := range want {
 		m := build(t, tiny(sh, 8), 1)
@@ -97,6 +99,7 @@ func TestSharingModesShareTheRightTensors(t *testing.T) {
 // not-shared model with every layer a copy of the shared weights: outputs
 // match, and the shared gradient equals the sum of the copies' gradients.
 func TestSharedTensorAccumulatesGradientsFromAllLayers(t *testing.T) {
+	defer lockThread()()
 	for _, sh := range []Sharing{ShareAll, ShareAttention, ShareFFN} {
 		shared := build(t, tiny(sh, 8), 3)
 		plain := build(t, tiny(ShareNone, 8), 4)
@@ -118,7 +121,7 @@ func TestSharedTensorAccumulatesGradientsFromAllLayers(t *testing.T) {
 			}
 			return ffn + "/" + parts[3]
 		}
-		ts.NoGrad(func() {
+		backend.NoGrad(func() {
 			for _, p := range plain.Params {
 				p.Tensor.Copy_(byName[source(p.Name)])
 			}
@@ -163,6 +166,7 @@ func TestSharedTensorAccumulatesGradientsFromAllLayers(t *testing.T) {
 }
 
 func TestProjectionOnlyWhenEDiffersFromH(t *testing.T) {
+	defer lockThread()()
 	if m := build(t, tiny(ShareAll, 16), 1); m.Embedding.ProjWeight != nil {
 		t.Error("E = H built a projection")
 	}
@@ -172,6 +176,7 @@ func TestProjectionOnlyWhenEDiffersFromH(t *testing.T) {
 }
 
 func TestMLMDecoderIsTheWordTable(t *testing.T) {
+	defer lockThread()()
 	m := build(t, tiny(ShareAll, 8), 1)
 	if m.MLM.Decoder != m.Embedding.Word {
 		t.Fatal("MLM decoder is not the word-embedding tensor")
@@ -188,6 +193,7 @@ func TestMLMDecoderIsTheWordTable(t *testing.T) {
 }
 
 func TestPaddingDoesNotChangeRealPositions(t *testing.T) {
+	defer lockThread()()
 	m := build(t, tiny(ShareNone, 8), 1)
 	var s backend.Scope
 	defer s.Free()
@@ -203,6 +209,7 @@ func TestPaddingDoesNotChangeRealPositions(t *testing.T) {
 }
 
 func TestFixedSeedGivesIdenticalOutputs(t *testing.T) {
+	defer lockThread()()
 	var s backend.Scope
 	defer s.Free()
 	a := build(t, tiny(ShareAll, 8), 5).Forward(&s, inputs(t), false, false)
@@ -219,6 +226,7 @@ func TestFixedSeedGivesIdenticalOutputs(t *testing.T) {
 // The count from shapes (used for xxlarge without building it) must equal
 // the count of a really built model, tensor by tensor.
 func TestShapeCountEqualsBuiltModel(t *testing.T) {
+	defer lockThread()()
 	grouped := tiny(ShareAll, 8)
 	grouped.NumLayers, grouped.NumHiddenGroups, grouped.InnerGroupNum = 4, 2, 2
 	noHead := tiny(ShareFFN, 16)
@@ -247,6 +255,7 @@ func TestShapeCountEqualsBuiltModel(t *testing.T) {
 }
 
 func TestTruncatedNormalStaysWithinTwoSigma(t *testing.T) {
+	defer lockThread()()
 	backend.Seed(1)
 	x := truncatedNormal([]int64{20000}, 0.02, gotch.CPU)
 	defer x.MustDrop()
@@ -298,3 +307,5 @@ func BenchmarkTinyForwardBackward(b *testing.B) {
 		s.Free()
 	}
 }
+
+var lockThread = backend.LockThread
