@@ -131,10 +131,10 @@ func TestSharedConfigsHashEqual(t *testing.T) {
 			big, small = "128", "32"
 		}
 		pairs := [][2]string{
-			{emb["sharing=all E=" + small + " seed=1"], sh["E=" + small + " sharing=all seed=1"]},
-			{emb["sharing=none E=" + big + " seed=1"], sh["E=" + big + " sharing=none seed=1"]},
-			{emb["sharing=all E=" + big + " seed=1"], sh["E=" + big + " sharing=all seed=1"]},
-			{sh["E=" + small + " sharing=all seed=1"], sen["objective=sop seed=1"]},
+			{emb["sharing=all E="+small+" seed=1"], sh["E="+small+" sharing=all seed=1"]},
+			{emb["sharing=none E="+big+" seed=1"], sh["E="+big+" sharing=none seed=1"]},
+			{emb["sharing=all E="+big+" seed=1"], sh["E="+big+" sharing=all seed=1"]},
+			{sh["E="+small+" sharing=all seed=1"], sen["objective=sop seed=1"]},
 		}
 		for i, p := range pairs {
 			if p[0] == "" || p[0] != p[1] {
