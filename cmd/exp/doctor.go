@@ -9,10 +9,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/train"
 )
 
 func init() {
-	var asJSON bool
+	var (
+		asJSON    bool
+		trainStep bool
+		device    string
+	)
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Report Go, gotch and libtorch versions, BLAS, threads, CUDA and a measured matmul rate",
@@ -22,10 +27,21 @@ func init() {
 			if err != nil {
 				return err
 			}
+			var smoke *train.SmokeResult
+			if trainStep {
+				r, err := train.Smoke(device, 5)
+				if err != nil {
+					return err
+				}
+				smoke = &r
+			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(f)
+				return enc.Encode(struct {
+					backend.Facts
+					TrainStep *train.SmokeResult `json:"train_step,omitempty"`
+				}{f, smoke})
 			}
 			cuda := "no"
 			if f.CUDA {
@@ -42,6 +58,10 @@ func init() {
 				{"cuda", cuda},
 				{"matmul", fmt.Sprintf("%.1f GFLOP/s (fp32, 1024×1024)", f.MatmulGFLOPS)},
 			}
+			if smoke != nil {
+				rows = append(rows, [2]string{"train step", fmt.Sprintf("tiny ALBERT on %s: loss %.4f → %.4f over %d LAMB steps, %.1f ms/step",
+					smoke.Device, smoke.Losses[0], smoke.Losses[len(smoke.Losses)-1], len(smoke.Losses), smoke.MsPerStep)})
+			}
 			for _, r := range rows {
 				fmt.Printf("%-12s %s\n", r[0], r[1])
 			}
@@ -52,5 +72,7 @@ func init() {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&trainStep, "train-step", false, "also train a tiny model for a few steps on synthetic data (no corpus needed)")
+	cmd.Flags().StringVar(&device, "device", "auto", "device for --train-step: auto, cpu, cuda or cuda:N")
 	root.AddCommand(cmd)
 }
