@@ -20,7 +20,10 @@ type Libtorch struct {
 	CXX11ABI    bool     // built with _GLIBCXX_USE_CXX11_ABI=1
 }
 
-var versionRe = regexp.MustCompile(`#define TORCH_VERSION_(MAJOR|MINOR|PATCH) (\d+)`)
+var (
+	versionRe   = regexp.MustCompile(`#define\s+TORCH_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)`)
+	versionPyRe = regexp.MustCompile(`(?m)^__version__\s*=\s*['"]([^'"]+)['"]`)
+)
 
 // Probe finds headers, libraries, version, CUDA and C++ ABI of the libtorch
 // under dir, and says precisely what is missing when it is not one.
@@ -43,10 +46,24 @@ func Probe(dir string) (Libtorch, error) {
 	for _, m := range versionRe.FindAllSubmatch(src, -1) {
 		parts[string(m[1])] = string(m[2])
 	}
-	if len(parts) != 3 {
-		return Libtorch{}, fmt.Errorf("libtorch %s: cannot read the version from %s", abs, vh)
+	switch {
+	case len(parts) == 3:
+		lt.Version = parts["MAJOR"] + "." + parts["MINOR"] + "." + parts["PATCH"]
+	default:
+		// A PyTorch installation's torch/ folder also has version.py; a
+		// libtorch zip has build-version.
+		if py, err := os.ReadFile(filepath.Join(abs, "version.py")); err == nil {
+			if m := versionPyRe.FindSubmatch(py); m != nil {
+				lt.Version = string(m[1])
+			}
+		}
+		if bv, err := os.ReadFile(filepath.Join(abs, "build-version")); lt.Version == "" && err == nil {
+			lt.Version = strings.TrimSpace(string(bv))
+		}
+		if lt.Version == "" {
+			return Libtorch{}, fmt.Errorf("libtorch %s: cannot read the version from %s, version.py or build-version", abs, vh)
+		}
 	}
-	lt.Version = parts["MAJOR"] + "." + parts["MINOR"] + "." + parts["PATCH"]
 	lt.IncludeDirs = []string{inc, api}
 
 	// Libraries: <dir>/lib (zip, torch/ folder) or Debian's multiarch folder.

@@ -1,0 +1,72 @@
+# The two commands a user needs:
+#   make run    set up, build, and run the sharing ablation (paper Table 4) on the CPU profile
+#   make test   set up and run the test suite
+# LIBTORCH=/path selects another libtorch (a libtorch zip or a PyTorch torch/ folder).
+
+SHELL    := /bin/bash
+GO       ?= go
+LIBTORCH ?= /usr
+EXP      := bin/exp
+DB       ?= out/exp.db
+
+# Debian packages a fresh Debian 12 machine lacks. OpenBLAS (OpenMP build) replaces
+# the reference BLAS that libtorch would otherwise load (about 40x slower here).
+APT_PACKAGES := g++ libopenblas0-openmp sentencepiece
+ifeq ($(LIBTORCH),/usr)
+APT_PACKAGES += libtorch-dev
+endif
+
+.PHONY: setup apt torch corpus build run test bench doctor clean gpu-bundle
+
+## setup: idempotent; a second run checks and returns in seconds
+setup: apt torch corpus
+
+apt:
+	@command -v $(GO) >/dev/null || { echo "setup: Go 1.26+ is required (https://go.dev/dl)"; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The native torch wrapper (libtch.so), the patched gotch module and go.work;
+# cached by (gotch version, libtorch, compiler) under build/torch.
+torch: apt
+	@GOWORK=off $(GO) build -o bin/torchbuild ./cmd/torchbuild
+	@LIBTORCH=$(LIBTORCH) bin/torchbuild
+
+corpus: build
+	@$(EXP) data fetch
+
+build: torch
+	@$(GO) build -o $(EXP) ./cmd/exp
+
+run: setup build
+	$(EXP) run ablations/sharing.toml --db $(DB)
+
+test: setup
+	$(GO) test -count=1 -timeout 60m ./...
+
+bench: setup build
+	$(EXP) bench
+
+doctor: build
+	@$(EXP) doctor
+
+# Everything the GPU machine needs to rebuild the wrapper and run exp there
+# (it has gcc, CUDA and PyTorch but no Go): see scripts/gpu-build-wrapper.sh.
+gpu-bundle: build
+	@rm -rf build/gpu && mkdir -p build/gpu/gotch
+	@CGO_ENABLED=0 GOWORK=off $(GO) build -o build/gpu/torchbuild ./cmd/torchbuild
+	@cp $(EXP) build/gpu/exp
+	@cp -r $$(GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/sugarme/gotch)/libtch build/gpu/gotch/ && chmod -R u+w build/gpu/gotch
+	@cp scripts/gpu-build-wrapper.sh build/gpu/
+	@echo "gpu-bundle: build/gpu ($$(du -sh build/gpu | cut -f1)); carry it and run build/gpu/gpu-build-wrapper.sh"
+
+clean:
+	rm -rf bin build/gpu
