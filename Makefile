@@ -48,6 +48,7 @@ build: torch
 
 run: setup build
 	$(EXP) run ablations/sharing.toml --db $(DB)
+	$(EXP) table sharing --db $(DB)
 
 test: setup
 	$(GO) test -count=1 -timeout 60m ./...
@@ -64,7 +65,7 @@ gpu-bundle: build
 	@rm -rf build/gpu && mkdir -p build/gpu/gotch
 	@CGO_ENABLED=0 GOWORK=off $(GO) build -o build/gpu/torchbuild ./cmd/torchbuild
 	@cp $(EXP) build/gpu/exp
-	@cp -r $$(GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/sugarme/gotch)/libtch build/gpu/gotch/ && chmod -R u+w build/gpu/gotch
+	@mkdir -p build/gpu/gotch/libtch && cp $$(GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/sugarme/gotch)/libtch/*.{h,cpp} build/gpu/gotch/libtch/ && chmod -R u+w build/gpu/gotch
 	@cp scripts/gpu-build-wrapper.sh build/gpu/
 	@echo "gpu-bundle: build/gpu ($$(du -sh build/gpu | cut -f1)); carry it and run build/gpu/gpu-build-wrapper.sh"
 
