@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/results"
+)
+
+// An experiment small enough to train twice in a test: two runs (seeds),
+// checkpoints every 10 steps.
+const e2eExperiment = `name = "e2e"
+[base]
+objective = "sop"
+seeds = [1, 2]
+[base.model]
+vocab_size = 8000
+embedding_size = 16
+hidden_size = 32
+num_layers = 2
+num_heads = 2
+max_positions = 64
+[base.data]
+seq_len = 64
+max_predictions = 10
+eval_examples = 64
+dupe_factor = 0
+[base.train]
+steps = 60
+batch_size = 8
+warmup_steps = 5
+lr = 0.005
+log_every = 5
+eval_every = 30
+checkpoint_every = 10
+`
+
+// kill -9 of `exp run` in the middle of a sweep, then a rerun: every run
+// ends done exactly once, resumed from its checkpoint, with the same loss
+// curve and final numbers as an uninterrupted sweep, and no duplicate rows.
+func TestKill9ThenRerunMatchesUninterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two sweeps")
+	}
+	root, _ := filepath.Abs("../..")
+	if _, err := os.Stat(data.CorpusPath(filepath.Join(root, cacheRoot))); err != nil {
+		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "exp")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	file := filepath.Join(tmp, "e2e.toml")
+	os.WriteFile(file, []byte(e2eExperiment), 0o644)
+	exp := func(ctx context.Context, name string) *exec.Cmd {
+		c := exec.CommandContext(ctx, bin, "run", file, "--device", "cpu",
+			"--db", filepath.Join(tmp, name+".db"), "--runs-dir", filepath.Join(tmp, name+"-runs"))
+		c.Dir = root // the corpus cache is out/cache under the repository
+		c.Env = append(os.Environ(), "ALBERT_THREADS=1")
+		return c
+	}
+
+	if out, err := exp(context.Background(), "whole").CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted sweep: %v\n%s", err, out)
+	}
+
+	// Start the sweep, wait for the first run's checkpoint at step 20 or
+	// later, then kill -9 the process.
+	cut := exp(context.Background(), "cut")
+	var log strings.Builder
+	cut.Stdout, cut.Stderr = &log, &log
+	if err := cut.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ck, _ := filepath.Glob(filepath.Join(tmp, "cut-runs", "*", "step-0000002*.pt"))
+		if len(ck) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cut.Process.Kill()
+			t.Fatalf("no checkpoint at step 20 within 3 minutes:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cut.Process.Signal(syscall.SIGKILL)
+	cut.Wait()
+
+	out, err := exp(context.Background(), "cut").CombinedOutput()
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	// The killed run is taken over and continued from its checkpoint.
+	if !strings.Contains(string(out), "(1 resumed)") {
+		t.Fatalf("rerun did not resume the killed run:\n%s", out)
+	}
+
+	open := func(name string) *results.Store {
+		st, err := results.Open(filepath.Join(tmp, name+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open("whole"), open("cut")
+	ra, _ := a.Runs(results.RunFilter{})
+	rb, _ := b.Runs(results.RunFilter{})
+	if len(ra) != 2 || len(rb) != 2 {
+		t.Fatalf("%d and %d runs, want 2 each", len(ra), len(rb))
+	}
+	byHash := map[string]results.Run{}
+	for _, r := range ra {
+		byHash[r.ConfigHash] = r
+	}
+	for _, r := range rb {
+		w, ok := byHash[r.ConfigHash]
+		if !ok {
+			t.Fatalf("run %s not in the uninterrupted sweep", r.ConfigHash[:12])
+		}
+		if r.Status != results.StatusDone || r.Step != 60 {
+			t.Errorf("run %s: status %s at step %d, want done at 60", r.ConfigHash[:12], r.Status, r.Step)
+		}
+		for _, name := range []string{"loss", "mlm_loss"} {
+			ca, _ := a.Curve(w.ID, "train", name)
+			cb, _ := b.Curve(r.ID, "train", name)
+			if len(ca) != 13 || len(cb) != len(ca) { // steps 1, 6, …, 56 and 60: no duplicates, none missing
+				t.Fatalf("%s: %d rows uninterrupted, %d after kill -9 (want 13 each)", name, len(ca), len(cb))
+			}
+			for i := range ca {
+				if ca[i] != cb[i] {
+					t.Fatalf("run %s: %s differs at step %d: %v vs %v", r.ConfigHash[:12], name, ca[i].Step, ca[i].Value, cb[i].Value)
+				}
+			}
+		}
+		ea, _ := a.Evals(w.ID)
+		eb, _ := b.Evals(r.ID)
+		for k, v := range ea {
+			if eb[k] != v {
+				t.Errorf("run %s: final %s %v vs %v", r.ConfigHash[:12], k, v, eb[k])
+			}
+		}
+	}
+}
