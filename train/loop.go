@@ -267,45 +267,11 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	return res, nil
 }
 
-// step runs one optimizer step over GradAccum micro-batches. With read, it
-// returns [loss, mlm loss, sentence loss, grad norm] (a device sync);
-// otherwise nothing is copied back to the host.
+// step runs one optimizer step over GradAccum micro-batches from the
+// loader. With read, it returns [loss, mlm loss, sentence loss, grad norm]
+// (a device sync); otherwise nothing is copied back to the host.
 func (st *state) step(lr float64, read bool) ([]float64, int, error) {
-	c := st.job.Train
-	var s backend.Scope
-	defer s.Free()
-	st.zeroGrad(&s)
-	var lossSum, mlmSum, sentSum *ts.Tensor
-	tokens := 0
-	scale := ts.FloatScalar(1 / float64(c.GradAccum))
-	for i := 0; i < c.GradAccum; i++ {
-		b, err := st.loader.Next()
-		if err != nil {
-			return nil, 0, err
-		}
-		t := toDevice(&s, b, st.dev)
-		tokens += t.tokens
-		out := st.m.Forward(&s, t.in, true, false)
-		mlm := mlmLoss(&s, out.MLMLogits, t)
-		loss := mlm
-		sent := mlm // placeholder when there is no sentence head
-		if out.SentenceLogits != nil {
-			sent = sentenceLoss(&s, out.SentenceLogits, t)
-			loss = s.T(mlm.MustAdd(sent, false))
-		}
-		s.T(loss.MustMulScalar(scale, false)).MustBackward()
-		if read {
-			lossSum, mlmSum, sentSum = acc(&s, lossSum, loss), acc(&s, mlmSum, mlm), acc(&s, sentSum, sent)
-		}
-	}
-	norm := clipGradNorm(&s, st.m.Params, c.ClipNorm)
-	st.opt.Step(lr)
-	if !read {
-		return nil, tokens, nil
-	}
-	v := s.T(s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum, norm}, 0)).MustTo(gotch.CPU, false)).Float64Values()
-	k := float64(c.GradAccum)
-	return []float64{v[0] / k, v[1] / k, v[2] / k, v[3]}, tokens, nil
+	return runStep(st.m, st.opt, st.job.Train, st.dev, st.loader.Next, lr, read)
 }
 
 func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
@@ -316,8 +282,10 @@ func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
 	return s.T(sum.MustAdd(x, false))
 }
 
-func (st *state) zeroGrad(s *backend.Scope) {
-	for _, p := range st.m.Params {
+func (st *state) zeroGrad(s *backend.Scope) { zeroGrad(s, st.m.Params) }
+
+func zeroGrad(s *backend.Scope, params []model.Param) {
+	for _, p := range params {
 		g := s.T(p.Tensor.MustGrad(false))
 		if g.MustDefined() {
 			g.MustZero_()

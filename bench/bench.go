@@ -1,0 +1,258 @@
+// Package bench times training steps of fixed configurations on synthetic
+// batches (`exp bench`): tokens/s, ms/step, achieved GFLOP/s against the
+// matmul ceiling measured in the same process, and peak RSS; and measures
+// RSS growth over a long run (`exp bench --memory`). bench/reference.py is
+// the PyTorch-eager implementation of the identical model and step that
+// `exp bench --vs-pytorch` runs side by side.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/model"
+	"github.com/reproml/albert/train"
+)
+
+// Spec is one benchmark configuration: a model and a batch shape.
+type Spec struct {
+	Name  string       `json:"name"`
+	Model model.Config `json:"model"`
+	Batch int          `json:"batch"`
+	Seq   int          `json:"seq"`
+	Preds int          `json:"preds"` // masked predictions per sequence
+}
+
+// Preds is the masked predictions per sequence: realistic masking at seq
+// 128 (15% of 128 ≈ 20, the official max_predictions_per_seq).
+const Preds = 20
+
+func spec(name string, v, e, h, l, heads, ffn, batch int, sh model.Sharing) Spec {
+	return Spec{Name: name, Batch: batch, Seq: 128, Preds: Preds, Model: model.Config{
+		VocabSize: v, EmbeddingSize: e, HiddenSize: h, NumLayers: l, NumHeads: heads, IntermediateSize: ffn,
+		MaxPositions: 512, Sharing: sh, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true,
+	}.Resolve()}
+}
+
+// Specs are the issue's configurations: tiny and base-shaped, sharing all
+// and none.
+func Specs() []Spec {
+	return []Spec{
+		spec("tiny-all", 8000, 64, 256, 4, 4, 1024, 16, model.ShareAll),
+		spec("tiny-none", 8000, 64, 256, 4, 4, 1024, 16, model.ShareNone),
+		spec("base-all", 30000, 128, 768, 12, 12, 3072, 8, model.ShareAll),
+		spec("base-none", 30000, 128, 768, 12, 12, 3072, 8, model.ShareNone),
+	}
+}
+
+// Lookup finds a spec by name.
+func Lookup(name string) (Spec, error) {
+	var names []string
+	for _, s := range Specs() {
+		if s.Name == name {
+			return s, nil
+		}
+		names = append(names, s.Name)
+	}
+	return Spec{}, fmt.Errorf("bench: unknown configuration %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// FLOPs is the issue's model FLOPs per training step:
+// 6·T·[L(4H² + 2HF) + 2EH] + 6·T·E·V + 6·B(H² + 2H) + 12·L·H·S²·B, T = B·S.
+// (It counts the MLM decoder over all T tokens; the step computes it only at
+// the masked positions, so the figure is a model-FLOP rate, not work done.)
+func (s Spec) FLOPs() float64 {
+	c := s.Model
+	B, S := float64(s.Batch), float64(s.Seq)
+	T := B * S
+	L, H, F, E, V := float64(c.NumLayers), float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.EmbeddingSize), float64(c.VocabSize)
+	return 6*T*(L*(4*H*H+2*H*F)+2*E*H) + 6*T*E*V + 6*B*(H*H+2*H) + 12*L*H*S*S*B
+}
+
+// Batches makes n fixed synthetic batches for s: random ids, [CLS] A [SEP]
+// B [SEP] segments at the middle, no padding, Preds distinct masked
+// positions per sequence (sorted, never [CLS]) with real weights.
+func Batches(s Spec, n int, seed uint64) []data.Batch {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	V := s.Model.VocabSize
+	var out []data.Batch
+	for k := 0; k < n; k++ {
+		b := data.Batch{Size: s.Batch, SeqLen: s.Seq, MaxPred: s.Preds}
+		for i := 0; i < s.Batch; i++ {
+			for j := 0; j < s.Seq; j++ {
+				b.InputIDs = append(b.InputIDs, int64(5+r.IntN(V-5)))
+				seg := int64(0)
+				if j > s.Seq/2 {
+					seg = 1
+				}
+				b.SegmentIDs = append(b.SegmentIDs, seg)
+				b.InputMask = append(b.InputMask, 1)
+			}
+			pos := r.Perm(s.Seq - 1)[:s.Preds]
+			sort.Ints(pos)
+			for _, p := range pos {
+				b.MaskedPositions = append(b.MaskedPositions, int64(p+1))
+				b.MaskedIDs = append(b.MaskedIDs, int64(5+r.IntN(V-5)))
+				b.MaskedWeights = append(b.MaskedWeights, 1)
+			}
+			b.SentenceLabels = append(b.SentenceLabels, int64(r.IntN(2)))
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// Options of one timed run.
+type Options struct {
+	Steps  int    // timed steps (≥ 10 for the issue's statistics)
+	Warmup int    // untimed steps first
+	Device string // auto | cpu | cuda[:N]
+}
+
+// Result of one timed run; the JSON keys are shared with reference.py.
+type Result struct {
+	Impl          string    `json:"impl"` // "gotch" or "pytorch"
+	Config        string    `json:"config"`
+	Device        string    `json:"device"`
+	Threads       int       `json:"threads"`
+	Steps         int       `json:"steps"`
+	TokensPerStep int       `json:"tokens_per_step"`
+	MsMedian      float64   `json:"ms_median"`
+	MsMin         float64   `json:"ms_min"`
+	MsMax         float64   `json:"ms_max"`
+	MsAll         []float64 `json:"ms_all"`
+	TokensPerSec  float64   `json:"tokens_per_sec"` // at the median step time
+	GFLOPS        float64   `json:"gflops"`         // issue formula / median step time
+	CeilingGFLOPS float64   `json:"ceiling_gflops"` // fp32 1024³ matmul, same process
+	PeakRSSMiB    float64   `json:"peak_rss_mib"`
+	Loss          float64   `json:"loss"` // last logged loss (sanity)
+}
+
+// Fraction of the matmul ceiling.
+func (r Result) Fraction() float64 {
+	if r.CeilingGFLOPS == 0 {
+		return 0
+	}
+	return r.GFLOPS / r.CeilingGFLOPS
+}
+
+// lamb is the official optimizer for the benchmark step.
+func lamb(steps int) train.Config {
+	c := train.DefaultConfig()
+	c.Steps, c.BatchSize, c.GradAccum, c.WarmupSteps = steps, 0, 1, 0
+	return c
+}
+
+// Run times o.Steps training steps of s after o.Warmup untimed ones. It
+// locks the calling goroutine's OS thread for libtorch.
+func Run(s Spec, o Options) (Result, error) {
+	defer backend.LockThread()()
+	if o.Steps <= 0 {
+		o.Steps = 10
+	}
+	if o.Warmup < 0 {
+		o.Warmup = 0
+	}
+	res := Result{Impl: "gotch", Config: s.Name, Steps: o.Steps, TokensPerStep: s.Batch * s.Seq}
+	if err := backend.Init(); err != nil {
+		return res, err
+	}
+	res.Threads = backend.Threads()
+	dev, err := backend.Device(o.Device)
+	if err != nil {
+		return res, err
+	}
+	res.Device = backend.DeviceName(dev)
+	if res.CeilingGFLOPS, err = backend.MatmulGFLOPS(dev, 1024); err != nil {
+		return res, err
+	}
+	if err := backend.Seed(1); err != nil {
+		return res, err
+	}
+	m, err := model.New(s.Model, dev)
+	if err != nil {
+		return res, err
+	}
+	defer m.VarStore.Destroy()
+	tc := lamb(o.Warmup + o.Steps)
+	sp, err := train.NewStepper(m, tc)
+	if err != nil {
+		return res, err
+	}
+	defer sp.Close()
+	batches := Batches(s, 4, 1)
+	k := 0
+	next := func() (data.Batch, error) { b := batches[k%len(batches)]; k++; return b, nil }
+	var times []float64
+	for step := 0; step < o.Warmup+o.Steps; step++ {
+		if err := backend.Seed(int64(step) + 1); err != nil { // as the loop: dropout seeded per step
+			return res, err
+		}
+		// The loop logs (reads back) every 10 steps; on a GPU every timed
+		// step reads back, so its queued work is inside its own time.
+		read := dev.IsCuda() || step%10 == 9 || step == o.Warmup+o.Steps-1
+		start := time.Now()
+		sums, _, err := sp.Step(next, 1e-4, read)
+		if err != nil {
+			return res, err
+		}
+		if step >= o.Warmup {
+			times = append(times, float64(time.Since(start).Microseconds())/1000)
+		}
+		if sums != nil {
+			res.Loss = sums[0]
+		}
+	}
+	summarize(&res, times, s.FLOPs())
+	_, peak := RSS()
+	res.PeakRSSMiB = float64(peak) / (1 << 20)
+	return res, nil
+}
+
+func summarize(res *Result, times []float64, flops float64) {
+	res.MsAll = times
+	sorted := append([]float64(nil), times...)
+	sort.Float64s(sorted)
+	n := len(sorted)
+	res.MsMin, res.MsMax = sorted[0], sorted[n-1]
+	if n%2 == 1 {
+		res.MsMedian = sorted[n/2]
+	} else {
+		res.MsMedian = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	res.TokensPerSec = float64(res.TokensPerStep) / (res.MsMedian / 1000)
+	res.GFLOPS = flops / (res.MsMedian / 1000) / 1e9
+}
+
+// RSS reads this process's resident set size and its peak (VmRSS, VmHWM)
+// in bytes from /proc/self/status; zeros where that is unavailable.
+func RSS() (cur, peak int64) {
+	fh, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = v << 10
+		case "VmHWM:":
+			peak = v << 10
+		}
+	}
+	return cur, peak
+}

@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Worker runs one timed run in a child process, so that each run's peak RSS
+// is its own: argv is the command that prints one Result as JSON.
+func Worker(argv []string, stderr io.Writer) (Result, error) {
+	var out bytes.Buffer
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	if err := cmd.Run(); err != nil {
+		return Result{}, fmt.Errorf("bench: %s: %w", strings.Join(argv, " "), err)
+	}
+	var r Result
+	if err := json.Unmarshal(lastLine(out.Bytes()), &r); err != nil {
+		return r, fmt.Errorf("bench: %s printed no result: %w", strings.Join(argv, " "), err)
+	}
+	return r, nil
+}
+
+func lastLine(b []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	return lines[len(lines)-1]
+}
+
+// OursArgv is the child command for our implementation: this executable's
+// hidden worker mode.
+func OursArgv(s Spec, o Options) ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return []string{exe, "bench", "--worker", s.Name, "--steps", strconv.Itoa(o.Steps),
+		"--warmup", strconv.Itoa(o.Warmup), "--device", o.Device}, nil
+}
+
+// ReferenceArgv is the child command for the PyTorch-eager reference: the
+// spec travels as JSON, so both sides build the same model.
+func ReferenceArgv(python, script string, s Spec, o Options, threads int) ([]string, error) {
+	js, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return []string{python, script, "--spec", string(js), "--steps", strconv.Itoa(o.Steps),
+		"--warmup", strconv.Itoa(o.Warmup), "--threads", strconv.Itoa(threads), "--device", o.Device}, nil
+}
+
+// Row is one configuration's outcome: ours and, with --vs-pytorch, theirs
+// (the best of the alternated rounds for each, by median).
+type Row struct {
+	Spec    Spec      `json:"spec"`
+	FLOPs   float64   `json:"flops_per_step"`
+	Ours    *Result   `json:"ours"`
+	Theirs  *Result   `json:"pytorch,omitempty"`
+	Ratio   float64   `json:"ratio,omitempty"` // our tokens/s ÷ theirs
+	Rounds  []Result  `json:"rounds"`
+	Targets []Verdict `json:"targets"`
+}
+
+// Verdict is one of the issue's targets checked against a row.
+type Verdict struct {
+	What string  `json:"what"`
+	Got  float64 `json:"got"`
+	Want float64 `json:"want"`
+	Pass bool    `json:"pass"`
+}
+
+// better keeps the faster (lower median) of two results.
+func better(a *Result, b Result) *Result {
+	if a == nil || b.MsMedian < a.MsMedian {
+		return &b
+	}
+	return a
+}
+
+// Judge fills the row's verdicts: tokens/s ≥ 1.1× PyTorch, GFLOP/s ≥ 65%
+// (tiny) or 88% (base) of the ceiling, peak RSS ≤ PyTorch's.
+func (r *Row) Judge() {
+	r.Targets = nil
+	want := 0.65
+	if strings.HasPrefix(r.Spec.Name, "base") {
+		want = 0.88
+	}
+	r.Targets = append(r.Targets, Verdict{What: "fraction of matmul ceiling", Got: r.Ours.Fraction(), Want: want, Pass: r.Ours.Fraction() >= want})
+	if r.Theirs != nil {
+		r.Ratio = r.Ours.TokensPerSec / r.Theirs.TokensPerSec
+		r.Targets = append(r.Targets,
+			Verdict{What: "tokens/s ÷ PyTorch", Got: r.Ratio, Want: 1.1, Pass: r.Ratio >= 1.1},
+			Verdict{What: "peak RSS ÷ PyTorch", Got: r.Ours.PeakRSSMiB / r.Theirs.PeakRSSMiB, Want: 1, Pass: r.Ours.PeakRSSMiB <= r.Theirs.PeakRSSMiB})
+	}
+}
+
+// Add records one round's result.
+func (r *Row) Add(res Result) {
+	r.Rounds = append(r.Rounds, res)
+	if res.Impl == "pytorch" {
+		r.Theirs = better(r.Theirs, res)
+	} else {
+		r.Ours = better(r.Ours, res)
+	}
+}
+
+// WriteTable prints rows as an aligned table.
+func WriteTable(w io.Writer, rows []Row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\timpl\ttokens/s\tms/step med\tmin\tmax\tGFLOP/s\t% ceiling\tpeak RSS MiB\tours/theirs\t")
+	for _, r := range rows {
+		for _, res := range []*Result{r.Ours, r.Theirs} {
+			if res == nil {
+				continue
+			}
+			ratio := ""
+			if res == r.Theirs {
+				ratio = fmt.Sprintf("%.2f×", r.Ratio)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%% of %.0f\t%.0f\t%s\t\n", r.Spec.Name, res.Impl,
+				res.TokensPerSec, res.MsMedian, res.MsMin, res.MsMax, res.GFLOPS, 100*res.Fraction(), res.CeilingGFLOPS, res.PeakRSSMiB, ratio)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		for _, v := range r.Targets {
+			mark := "PASS"
+			if !v.Pass {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "%s  %-10s %s: %.3f (target %s %.2f)\n", mark, r.Spec.Name, v.What, v.Got, map[bool]string{true: "≤", false: "≥"}[strings.HasPrefix(v.What, "peak")], v.Want)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/bench"
+)
+
+func init() {
+	var (
+		configs   []string
+		steps     int
+		warmup    int
+		rounds    int
+		device    string
+		asJSON    bool
+		vsPyTorch bool
+		python    string
+		reference string
+		memory    bool
+		memSteps  int
+		memAt     int
+		worker    string
+		cpuprof   string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Time training steps of fixed configurations (tokens/s, GFLOP/s vs the matmul ceiling, peak RSS); --vs-pytorch, --memory",
+		Long: `Times LAMB training steps of the issue's fixed configurations on synthetic
+batches (20 masked predictions per sequence), each run in a fresh child
+process so its peak RSS is its own. --vs-pytorch runs bench/reference.py
+(PyTorch eager, the same model and step, Debian's python3-torch) alternating
+with ours and prints our/their ratio. --memory trains tiny for --memory-steps
+and checks RSS growth after step --memory-at (PASS/FAIL).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			opts := bench.Options{Steps: steps, Warmup: warmup, Device: device}
+			if worker != "" { // child process: one run, one JSON line
+				s, err := bench.Lookup(worker)
+				if err != nil {
+					return err
+				}
+				if cpuprof != "" {
+					fh, err := os.Create(cpuprof)
+					if err != nil {
+						return err
+					}
+					defer fh.Close()
+					if err := pprof.StartCPUProfile(fh); err != nil {
+						return err
+					}
+					defer pprof.StopCPUProfile()
+				}
+				r, err := bench.Run(s, opts)
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(out).Encode(r)
+			}
+			if memory {
+				s, err := bench.Lookup(configs[0])
+				if err != nil {
+					return err
+				}
+				r, err := bench.Memory(s, bench.MemoryOptions{Steps: memSteps, At: memAt, Device: device, Progress: os.Stderr})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					if err := json.NewEncoder(out).Encode(r); err != nil {
+						return err
+					}
+				} else {
+					r.Write(out)
+				}
+				if !r.Pass {
+					return fmt.Errorf("bench: RSS grew %.2f%% after step %d (limit ±%.0f%%)", r.GrowthPct, r.At, r.LimitPct)
+				}
+				return nil
+			}
+			if err := backend.Init(); err != nil {
+				return err
+			}
+			var rows []bench.Row
+			for _, name := range configs {
+				s, err := bench.Lookup(name)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, bench.Row{Spec: s, FLOPs: s.FLOPs()})
+			}
+			ours := func(s bench.Spec) ([]string, error) { return bench.OursArgv(s, opts) }
+			theirs := func(s bench.Spec) ([]string, error) {
+				return bench.ReferenceArgv(python, reference, s, opts, backend.Threads())
+			}
+			for round := 0; round < max(1, rounds); round++ {
+				for i := range rows {
+					order := []func(bench.Spec) ([]string, error){ours}
+					if vsPyTorch {
+						order = append(order, theirs)
+						if round%2 == 1 { // alternate who goes first to cancel drift
+							order[0], order[1] = order[1], order[0]
+						}
+					}
+					for _, argv := range order {
+						a, err := argv(rows[i].Spec)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(os.Stderr, "bench: round %d %s: %s\n", round+1, rows[i].Spec.Name, shortArgv(a))
+						r, err := bench.Worker(a, os.Stderr)
+						if err != nil {
+							return err
+						}
+						rows[i].Add(r)
+					}
+				}
+			}
+			for i := range rows {
+				rows[i].Judge()
+			}
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			return bench.WriteTable(out, rows)
+		},
+	}
+	f := cmd.Flags()
+	var names []string
+	for _, s := range bench.Specs() {
+		names = append(names, s.Name)
+	}
+	f.StringSliceVar(&configs, "configs", names, "configurations to time (with --memory: the first one)")
+	f.IntVar(&steps, "steps", 10, "timed steps per run (after --warmup)")
+	f.IntVar(&warmup, "warmup", 2, "untimed steps first")
+	f.IntVar(&rounds, "rounds", 1, "alternated rounds per configuration; the best median of each side is reported")
+	f.StringVar(&device, "device", "cpu", "auto | cpu | cuda | cuda:N")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.BoolVar(&vsPyTorch, "vs-pytorch", false, "also run bench/reference.py (PyTorch eager) and print our/their ratio")
+	f.StringVar(&python, "python", defaultPython(), "python with torch for --vs-pytorch (Debian's python3-torch)")
+	f.StringVar(&reference, "reference", "bench/reference.py", "the PyTorch reference script")
+	f.BoolVar(&memory, "memory", false, "measure RSS growth over a long run of the first --configs (default tiny-all)")
+	f.IntVar(&memSteps, "memory-steps", 2000, "steps of the --memory run")
+	f.IntVar(&memAt, "memory-at", 200, "the step after which RSS must stay within ±5%")
+	f.StringVar(&worker, "worker", "", "internal: run one configuration in this process and print JSON")
+	f.MarkHidden("worker")
+	f.StringVar(&cpuprof, "cpuprofile", "", "with --worker: write a Go CPU profile (cgo callers show where each op comes from)")
+	root.AddCommand(cmd)
+}
+
+func shortArgv(a []string) string {
+	s := strings.Join(a, " ")
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+// defaultPython is Debian's interpreter, where python3-torch installs, when
+// present (a pyenv python3 first on PATH would lack torch).
+func defaultPython() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
+}
