@@ -137,6 +137,9 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	defer loader.Close()
 	st.loader = loader
 	res, err = st.loop(ctx, ck)
+	if st.sp != nil {
+		st.sp.close()
+	}
 	if cerr := st.metrics.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -177,6 +180,7 @@ type state struct {
 	metrics  *results.MetricWriter
 	dev      gotch.Device
 	recent   []float64 // last logged losses, for the final train_loss
+	sp       *stepper
 }
 
 func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
@@ -271,7 +275,10 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 // loader. With read, it returns [loss, mlm loss, sentence loss, grad norm]
 // (a device sync); otherwise nothing is copied back to the host.
 func (st *state) step(lr float64, read bool) ([]float64, int, error) {
-	return runStep(st.m, st.opt, st.job.Train, st.dev, st.loader.Next, lr, read)
+	if st.sp == nil {
+		st.sp = newStepper(st.m, st.opt, st.job.Train, st.dev)
+	}
+	return st.sp.step(st.loader.Next, lr, read)
 }
 
 func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
@@ -288,7 +295,7 @@ func zeroGrad(s *backend.Scope, params []model.Param) {
 	for _, p := range params {
 		g := s.T(p.Tensor.MustGrad(false))
 		if g.MustDefined() {
-			g.MustZero_()
+			inPlace(g, func() { g.MustZero_() })
 		}
 	}
 }
@@ -297,15 +304,22 @@ func zeroGrad(s *backend.Scope, params []model.Param) {
 // maxNorm (official: tf.clip_by_global_norm, 1.0) and returns the norm
 // before clipping, on the device: no host sync.
 func clipGradNorm(s *backend.Scope, params []model.Param, maxNorm float64) *ts.Tensor {
-	var norms []*ts.Tensor
 	var grads []*ts.Tensor
 	for _, p := range params {
-		g := s.T(p.Tensor.MustGrad(false))
-		if !g.MustDefined() {
-			continue
+		if g := s.T(p.Tensor.MustGrad(false)); g.MustDefined() {
+			grads = append(grads, g)
 		}
-		grads = append(grads, g)
-		norms = append(norms, s.T(g.MustNorm(false)))
+	}
+	return clipGrads(s, grads, maxNorm)
+}
+
+// clipGrads is clipGradNorm on the gradients themselves (nil entries skipped).
+func clipGrads(s *backend.Scope, grads []*ts.Tensor, maxNorm float64) *ts.Tensor {
+	var norms []*ts.Tensor
+	for _, g := range grads {
+		if g != nil {
+			norms = append(norms, s.T(g.MustNorm(false)))
+		}
 	}
 	total := s.T(s.T(ts.MustStack(norms, 0)).MustNorm(false))
 	if maxNorm > 0 {
@@ -314,7 +328,9 @@ func clipGradNorm(s *backend.Scope, params []model.Param, maxNorm float64) *ts.T
 		factor = s.T(factor.MustMulScalar(ts.FloatScalar(maxNorm), false))
 		backend.NoGrad(func() {
 			for _, g := range grads {
-				g.MustMul_(factor)
+				if g != nil {
+					inPlace(g, func() { g.MustMul_(factor) })
+				}
 			}
 		})
 	}
