@@ -43,10 +43,3 @@ func (e *Embedding) Forward(s *backend.Scope, ids, segments *ts.Tensor, train bo
 	}
 	return x
 }
-
-func dropout(s *backend.Scope, x *ts.Tensor, p float64, train bool) *ts.Tensor {
-	if !train || p == 0 {
-		return x
-	}
-	return s.T(ts.MustDropout(x, p, true))
-}

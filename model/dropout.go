@@ -1,0 +1,74 @@
+package model
+
+import (
+	"math"
+	"unsafe"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+)
+
+// dropout zeroes each element of x with probability p and scales the rest
+// by 1/(1-p) (inverted dropout, as torch's dropout and the official code).
+//
+// On the CPU the keep mask is drawn here, in Go, straight into the mask
+// tensor's memory: libtorch 1.13's CPU bernoulli_ draws one double per
+// element serially from its generator under a lock (~12 ms per million
+// elements here; dropout was a quarter of the tiny model's forward time),
+// while a counter-based generator fills the same mask in about 1 ms. The
+// generator is keyed by a 64-bit draw from libtorch's generator, so masks
+// stay a function of backend.Seed: same seed, same masks (the loop seeds
+// every step, so resumed runs still match). On CUDA, libtorch's fused
+// kernel is used.
+func dropout(s *backend.Scope, x *ts.Tensor, p float64, train bool) *ts.Tensor {
+	if !train || p == 0 {
+		return x
+	}
+	if x.MustDevice().IsCuda() {
+		return s.T(ts.MustDropout(x, p, true))
+	}
+	mask := s.T(ts.MustEmpty(x.MustSize(), gotch.Float, gotch.CPU))
+	n := mask.Numel()
+	if n > 0 {
+		fillKeepMask(unsafe.Slice((*float32)(mask.MustDataPtr()), n), p, torchSeed(s))
+	}
+	return s.T(x.MustMul(mask, false))
+}
+
+// torchSeed draws 63 random bits from libtorch's CPU generator.
+func torchSeed(s *backend.Scope) uint64 {
+	r := s.T(ts.MustRandint(math.MaxInt64, []int64{1}, gotch.Int64, gotch.CPU))
+	return uint64(r.Int64Values()[0])
+}
+
+// fillKeepMask sets each m[i] to 1/(1-p) with probability 1-p, else 0,
+// from the SplitMix64 stream started at key, 32 bits per element.
+func fillKeepMask(m []float32, p float64, key uint64) {
+	thresh := uint64(math.Round(p * (1 << 32))) // drop when u < thresh
+	keep := float32(1 / (1 - p))
+	state := key
+	for i := 0; i < len(m); i += 2 {
+		r := splitmix(state)
+		state += 0x9e3779b97f4a7c15
+		m[i] = sel(r&0xffffffff >= thresh, keep)
+		if i+1 < len(m) {
+			m[i+1] = sel(r>>32 >= thresh, keep)
+		}
+	}
+}
+
+func sel(ok bool, v float32) float32 {
+	if ok {
+		return v
+	}
+	return 0
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}

@@ -1,0 +1,71 @@
+package model
+
+import (
+	"math"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+)
+
+// The Go-drawn mask is inverted dropout: a fraction p of zeros, the rest
+// 1/(1-p), independent of position, and a function of the torch seed.
+func TestDropoutMask(t *testing.T) {
+	defer lockThread()()
+	const p, n = 0.1, 1 << 20
+	x := ts.MustOnes([]int64{n}, gotch.Float, gotch.CPU)
+	defer x.MustDrop()
+	draw := func(seed int64) []float64 {
+		var s backend.Scope
+		defer s.Free()
+		backend.Seed(seed)
+		return dropout(&s, x, p, true).Float64Values()
+	}
+	a, b, c := draw(3), draw(3), draw(4)
+	var zeros, sum float64
+	same := true
+	for i, v := range a {
+		if v != b[i] {
+			t.Fatalf("same seed, masks differ at %d", i)
+		}
+		same = same && v == c[i]
+		switch {
+		case v == 0:
+			zeros++
+		case math.Abs(v-1/(1-p)) > 1e-6:
+			t.Fatalf("kept element %d = %g, want %g", i, v, 1/(1-p))
+		}
+		sum += v
+	}
+	if same {
+		t.Fatal("different seeds drew the same mask")
+	}
+	// binomial sd of the zero fraction is √(p(1-p)/n) ≈ 0.0003
+	if f := zeros / n; math.Abs(f-p) > 0.002 {
+		t.Fatalf("zero fraction %g, want %g", f, p)
+	}
+	if m := sum / n; math.Abs(m-1) > 0.003 {
+		t.Fatalf("mean %g, want 1 (inverted dropout)", m)
+	}
+	// even and odd positions (the two halves of each 64-bit draw) alike
+	var ze, zo float64
+	for i, v := range a {
+		if v == 0 {
+			if i%2 == 0 {
+				ze++
+			} else {
+				zo++
+			}
+		}
+	}
+	if math.Abs(ze-zo)/(n/2) > 0.003 {
+		t.Fatalf("zero fractions even %g odd %g", ze/(n/2), zo/(n/2))
+	}
+	var s backend.Scope
+	defer s.Free()
+	if y := dropout(&s, x, p, false); y != x {
+		t.Fatal("eval-mode dropout is not the identity")
+	}
+}
