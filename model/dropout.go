@@ -2,6 +2,8 @@ package model
 
 import (
 	"math"
+	"runtime"
+	"sync"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
@@ -43,27 +45,55 @@ func torchSeed(s *backend.Scope) uint64 {
 	return uint64(r.Int64Values()[0])
 }
 
-// fillKeepMask sets each m[i] to 1/(1-p) with probability 1-p, else 0,
-// from the SplitMix64 stream started at key, 32 bits per element.
+// fillKeepMask sets each m[i] to 1/(1-p) with probability 1-p, else 0.
+// Pair j = (m[2j], m[2j+1]) takes the low and high 32 bits of output j of
+// the SplitMix64 stream started at key, so the mask does not depend on how
+// the work is split: large masks are filled by one goroutine per CPU.
 func fillKeepMask(m []float32, p float64, key uint64) {
+	const grain = 1 << 18 // elements per goroutine at least
+	workers := min(runtime.GOMAXPROCS(0), (len(m)+grain-1)/grain)
+	if workers <= 1 {
+		fillPairs(m, 0, p, key)
+		return
+	}
+	per := (len(m)/workers + 1) &^ 1 // even, so chunks start at a pair
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(m); lo += per {
+		hi := min(lo+per, len(m))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fillPairs(m[lo:hi], lo/2, p, key)
+		}()
+	}
+	wg.Wait()
+}
+
+// fillPairs fills m, whose first pair is pair number first of the stream.
+func fillPairs(m []float32, first int, p float64, key uint64) {
 	thresh := uint64(math.Round(p * (1 << 32))) // drop when u < thresh
-	keep := float32(1 / (1 - p))
-	state := key
-	for i := 0; i < len(m); i += 2 {
+	keep := math.Float32bits(float32(1 / (1 - p)))
+	const golden = 0x9e3779b97f4a7c15
+	state := key + uint64(first)*golden
+	i := 0
+	for ; i+1 < len(m); i += 2 {
 		r := splitmix(state)
-		state += 0x9e3779b97f4a7c15
-		m[i] = sel(r&0xffffffff >= thresh, keep)
-		if i+1 < len(m) {
-			m[i+1] = sel(r>>32 >= thresh, keep)
-		}
+		state += golden
+		m[i] = math.Float32frombits(keep * b2u(r&0xffffffff >= thresh))
+		m[i+1] = math.Float32frombits(keep * b2u(r>>32 >= thresh))
+	}
+	if i < len(m) {
+		m[i] = math.Float32frombits(keep * b2u(splitmix(state)&0xffffffff >= thresh))
 	}
 }
 
-func sel(ok bool, v float32) float32 {
-	if ok {
-		return v
+// b2u is 1 for true, 0 for false (compiled without a branch).
+func b2u(b bool) uint32 {
+	var u uint32
+	if b {
+		u = 1
 	}
-	return 0
+	return u
 }
 
 func splitmix(x uint64) uint64 {

@@ -69,3 +69,25 @@ func TestDropoutMask(t *testing.T) {
 		t.Fatal("eval-mode dropout is not the identity")
 	}
 }
+
+// Split across goroutines or not, the mask is the same.
+func TestKeepMaskIndependentOfSplit(t *testing.T) {
+	n := 1<<19 + 7
+	a := make([]float32, n)
+	b := make([]float32, n)
+	fillKeepMask(a, 0.1, 42)
+	fillPairs(b, 0, 0.1, 42)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("element %d: %g split, %g whole", i, a[i], b[i])
+		}
+	}
+}
+
+func BenchmarkKeepMask(b *testing.B) {
+	m := make([]float32, 1<<20)
+	b.SetBytes(4 << 20)
+	for i := 0; i < b.N; i++ {
+		fillKeepMask(m, 0.1, uint64(i))
+	}
+}
