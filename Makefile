@@ -51,7 +51,7 @@ run: setup build
 	$(EXP) table sharing --db $(DB)
 
 test: setup
-	$(GO) test -count=1 -timeout 60m ./...
+	OMP_WAIT_POLICY=PASSIVE $(GO) test -count=1 -timeout 60m ./...
 
 bench: setup build
 	$(EXP) bench

@@ -29,6 +29,7 @@ type Facts struct {
 	CUDADevices     []string `json:"cuda_devices"`
 	StubbedOps      int      `json:"stubbed_ops"`
 	MatmulGFLOPS    float64  `json:"matmul_gflops"` // fp32, measured now on the default device
+	OMPWaitPolicy   string   `json:"omp_wait_policy"`
 	Host            string   `json:"host"`
 }
 
@@ -39,6 +40,7 @@ func Doctor() (Facts, error) {
 	}
 	f := Facts{GoVersion: runtime.Version(), GotchVersion: GotchVersion(), Threads: Threads(), CPUs: runtime.NumCPU()}
 	f.Host, _ = os.Hostname()
+	f.OMPWaitPolicy = os.Getenv("OMP_WAIT_POLICY")
 	bi, err := WrapperInfo()
 	if err != nil {
 		return f, err

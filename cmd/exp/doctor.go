@@ -54,7 +54,7 @@ func init() {
 				{"wrapper", f.Wrapper},
 				{"stubbed ops", fmt.Sprintf("%d (gotch wrappers that do not compile against this libtorch)", f.StubbedOps)},
 				{"blas", f.BLAS},
-				{"threads", fmt.Sprintf("%d intra-op (of %d CPUs)", f.Threads, f.CPUs)},
+				{"threads", fmt.Sprintf("%d intra-op (of %d CPUs), OpenMP wait policy %s", f.Threads, f.CPUs, f.OMPWaitPolicy)},
 				{"cuda", cuda},
 				{"matmul", fmt.Sprintf("%.1f GFLOP/s (fp32, 1024×1024)", f.MatmulGFLOPS)},
 			}

@@ -12,6 +12,8 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/reproml/albert/backend"
 )
 
 var root = &cobra.Command{
@@ -22,6 +24,7 @@ var root = &cobra.Command{
 }
 
 func main() {
+	backend.PassiveOpenMP()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "exp:", err)
 		os.Exit(1)
