@@ -48,14 +48,21 @@ func newEncoder(b *builder, c Config) *Encoder {
 // for the paper's layer-transition figure.
 func (e *Encoder) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train, keep bool) (*ts.Tensor, []*ts.Tensor) {
 	var states []*ts.Tensor
+	var ls backend.Scope // one layer's intermediates: autograd keeps what backward needs
+	defer ls.Free()
 	for _, layer := range e.Layers {
 		if keep {
 			states = append(states, x)
 		}
+		y := x
 		for _, blk := range layer {
-			x = blk.Attention.Forward(s, x, maskAdd, train)
-			x = blk.FFN.Forward(s, x, train)
+			y = blk.Attention.Forward(&ls, y, maskAdd, train)
+			y = blk.FFN.Forward(&ls, y, train)
 		}
+		// Only the layer's output outlives it: a second handle in s, then
+		// the layer's ~30 handles go (gotch gives each 100 KB of Go heap).
+		x = s.T(y.MustShallowClone())
+		ls.Free()
 	}
 	if keep {
 		states = append(states, x)
