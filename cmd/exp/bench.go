@@ -82,7 +82,7 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 					r.Write(out)
 				}
 				if !r.Pass {
-					return fmt.Errorf("bench: RSS grew %.2f%% after step %d (limit ±%.0f%%)", r.GrowthPct, r.At, r.LimitPct)
+					return fmt.Errorf("bench: peak RSS grew %.2f%% after step %d (limit ±%.0f%%)", r.GrowthPct, r.At, r.LimitPct)
 				}
 				return nil
 			}
@@ -151,7 +151,7 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 	f.StringVar(&reference, "reference", "bench/reference.py", "the PyTorch reference script")
 	f.BoolVar(&memory, "memory", false, "measure RSS growth over a long run of the first --configs (default tiny-all)")
 	f.IntVar(&memSteps, "memory-steps", 2000, "steps of the --memory run")
-	f.IntVar(&memAt, "memory-at", 200, "the step after which RSS must stay within ±5%")
+	f.IntVar(&memAt, "memory-at", 200, "the step after which peak RSS must stay within ±5%")
 	f.StringVar(&worker, "worker", "", "internal: run one configuration in this process and print JSON")
 	f.MarkHidden("worker")
 	f.StringVar(&cpuprof, "cpuprofile", "", "with --worker: write a Go CPU profile (cgo callers show where each op comes from)")
