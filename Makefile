@@ -16,7 +16,7 @@ ifeq ($(LIBTORCH),/usr)
 APT_PACKAGES += libtorch-dev
 endif
 
-.PHONY: setup apt torch corpus build run test bench doctor clean gpu-bundle
+.PHONY: setup apt torch corpus build run test bench bench-setup doctor clean gpu-bundle
 
 ## setup: idempotent; a second run checks and returns in seconds
 setup: apt torch corpus
@@ -53,8 +53,15 @@ run: setup build
 test: setup
 	OMP_WAIT_POLICY=PASSIVE $(GO) test -count=1 -timeout 60m ./...
 
-bench: setup build
-	$(EXP) bench
+# The PyTorch-eager side of `exp bench --vs-pytorch`: Debian's python3-torch,
+# the same libtorch and OpenBLAS as ours.
+bench-setup: setup
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "ok installed" || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch >/dev/null; }
+
+bench: bench-setup build
+	$(EXP) bench --vs-pytorch
 
 doctor: build
 	@$(EXP) doctor

@@ -50,6 +50,9 @@ func (f *Figure) Render(w io.Writer, format string) error {
 		return fmt.Errorf("plots: %s: no panels", f.Name)
 	}
 	width := vg.Length(len(f.Panels)) * 5 * vg.Inch
+	if len(f.Panels) == 1 {
+		width = 6.5 * vg.Inch // room for a full paper-table title
+	}
 	c, err := draw.NewFormattedCanvas(width, 4*vg.Inch, format)
 	if err != nil {
 		return fmt.Errorf("plots: %s: %w", f.Name, err)
