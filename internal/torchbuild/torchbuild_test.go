@@ -117,4 +117,3 @@ func TestParseAndStubWrappers(t *testing.T) {
 		t.Error("an error outside any wrapper was not reported as unplaced")
 	}
 }
-
