@@ -119,25 +119,13 @@ func (m *Model) maskAdd(s *backend.Scope, mask *ts.Tensor) *ts.Tensor {
 // NumParams counts the scalars of the tensors really built, each shared
 // tensor once, under the declared convention (no pretraining heads).
 func (m *Model) NumParams() Breakdown {
+	part := map[string]string{}
+	for _, p := range m.Config.ParamShapes() {
+		part[p.Name] = p.Part
+	}
 	var b Breakdown
 	for _, p := range m.Params {
-		n := int64(p.Tensor.Numel())
-		switch {
-		case strings.HasPrefix(p.Name, "embeddings/projection"):
-			b.Projection += n
-		case strings.HasPrefix(p.Name, "embeddings/"):
-			b.Embeddings += n
-		case strings.HasPrefix(p.Name, "encoder/") && strings.Contains(p.Name, "/attention/"):
-			b.Attention += n
-		case strings.HasPrefix(p.Name, "encoder/") && strings.Contains(p.Name, "/ffn/"):
-			b.FFN += n
-		case strings.HasPrefix(p.Name, "pooler"):
-			b.Pooler += n
-		case strings.HasPrefix(p.Name, "mlm/"):
-			b.MLMHead += n
-		case strings.HasPrefix(p.Name, "sentence"):
-			b.SentenceHead += n
-		}
+		b.add(part[p.Name], int64(p.Tensor.Numel())) // a tensor missing from ParamShapes counts nowhere: the shape test catches it
 	}
 	return b
 }

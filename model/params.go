@@ -53,25 +53,29 @@ func (b Breakdown) WithHeads() int64 { return b.Model() + b.MLMHead + b.Sentence
 func (c Config) Params() Breakdown {
 	var b Breakdown
 	for _, p := range c.ParamShapes() {
-		n := p.Numel()
-		switch p.Part {
-		case "embeddings":
-			b.Embeddings += n
-		case "projection":
-			b.Projection += n
-		case "attention":
-			b.Attention += n
-		case "ffn":
-			b.FFN += n
-		case "pooler":
-			b.Pooler += n
-		case "mlm_head":
-			b.MLMHead += n
-		case "sentence_head":
-			b.SentenceHead += n
-		}
+		b.add(p.Part, p.Numel())
 	}
 	return b
+}
+
+// add counts n scalars of one part of the model.
+func (b *Breakdown) add(part string, n int64) {
+	switch part {
+	case "embeddings":
+		b.Embeddings += n
+	case "projection":
+		b.Projection += n
+	case "attention":
+		b.Attention += n
+	case "ffn":
+		b.FFN += n
+	case "pooler":
+		b.Pooler += n
+	case "mlm_head":
+		b.MLMHead += n
+	case "sentence_head":
+		b.SentenceHead += n
+	}
 }
 
 // Block names the distinct attention and FFN parameter sets of layer l:

@@ -50,7 +50,6 @@ func Smoke(device string, steps int) (SmokeResult, error) {
 	defer opt.Close()
 	b := syntheticBatch(8, 32, 5, mc.VocabSize)
 	st := &state{m: m, opt: opt, dev: dev, job: Job{Train: tc}}
-	st.loader = nil
 	var total time.Duration
 	for i := 0; i < steps; i++ {
 		start := time.Now()
