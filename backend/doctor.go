@@ -137,7 +137,7 @@ func MatmulGFLOPS(dev gotch.Device, n int64) (float64, error) {
 			return err
 		}
 		defer s.MustDrop()
-		_ = s.Float64Values()
+		_ = Float64s(s)
 		return nil
 	}
 	if err := run(); err != nil { // warm-up

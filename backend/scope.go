@@ -1,6 +1,9 @@
 package backend
 
-import "github.com/sugarme/gotch/ts"
+import (
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
 
 // Scope owns the tensors made during one unit of work (a forward pass, a
 // training step) and frees their C memory at once when the work is done.
@@ -30,4 +33,21 @@ func (s *Scope) Free() {
 		s.owned[i] = nil
 	}
 	s.owned = s.owned[:0]
+}
+
+// Float64s copies t's values to host memory as float64 (a device sync for a
+// GPU tensor). Use it instead of gotch's Float64Values, which leaves its
+// float64 copy of the tensor to a finalizer: one handle per call that only the
+// garbage collector frees.
+func Float64s(t *ts.Tensor) []float64 {
+	var s Scope
+	defer s.Free()
+	c := s.T(t.MustTotype(gotch.Double, false))
+	if c.MustDevice() != gotch.CPU {
+		c = s.T(c.MustTo(gotch.CPU, false))
+	}
+	n := c.Numel()
+	v := make([]float64, n)
+	c.MustCopyData(v, n)
+	return v
 }

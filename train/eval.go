@@ -64,7 +64,7 @@ func mlmScore(m *model.Model, b data.Batch) (correct, loss, weight float64) {
 			s.T(s.T(nll.MustMul(t.mlmW, false)).MustSum(gotch.Float, false)),
 			s.T(t.mlmW.MustSum(gotch.Float, false)),
 		}, 0))
-		v := s.T(sums.MustTo(gotch.CPU, false)).Float64Values()
+		v := backend.Float64s(sums)
 		correct, loss, weight = v[0], -v[1], v[2]
 	})
 	return
@@ -80,7 +80,7 @@ func sentenceScore(m *model.Model, b data.Batch) (right, n float64) {
 		out := m.Forward(&s, t.in, false, false)
 		pred := s.T(out.SentenceLogits.MustArgmax([]int64{1}, false, false))
 		hits := s.T(s.T(s.T(pred.MustEqTensor(t.labels, false)).MustTotype(gotch.Float, false)).MustSum(gotch.Float, false))
-		right = s.T(hits.MustTo(gotch.CPU, false)).Float64Values()[0]
+		right = backend.Float64s(hits)[0]
 		n = float64(b.Size)
 	})
 	return
@@ -116,7 +116,7 @@ func Transitions(m *model.Model, batches []data.Batch, limit int) []results.Tran
 					s.T(s.T(ang.MustMul(mask, false)).MustSum(gotch.Float, false)))
 			}
 			rows = append(rows, s.T(mask.MustSum(gotch.Float, false)))
-			v := s.T(s.T(ts.MustStack(rows, 0)).MustTo(gotch.CPU, false)).Float64Values()
+			v := backend.Float64s(s.T(ts.MustStack(rows, 0)))
 			for l := 0; l < L; l++ {
 				l2[l] += v[2*l]
 				deg[l] += v[2*l+1]

@@ -98,3 +98,45 @@ func residentBytes() int64 {
 	}
 	return 0
 }
+
+// Evaluation, layer transitions and checkpoints must free what they make
+// too: gotch's tensors carry no GC ballast here (torchbuild removes it), so a
+// handle left to a finalizer may wait a long time for the collector.
+func TestEvalAndCheckpointsDoNotLeak(t *testing.T) {
+	defer lockThread()()
+	mc := model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
+		MaxPositions: 64, Sharing: model.ShareNone, SentenceHead: true}
+	m, err := model.New(mc, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.VarStore.Destroy()
+	sp, err := NewStepper(m, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	b := randomBatch(3, 4, 32, 5, 1000)
+	sets := data.EvalSets{MLM: []data.Batch{b, b}, NSP: []data.Batch{b}, SOP: []data.Batch{b}}
+	if _, _, err := sp.Step(func() (data.Batch, error) { return b, nil }, 1e-3, true); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	round := func(step int) int {
+		Evaluate(m, sets, 0)
+		Transitions(m, sets.MLM, 0)
+		if err := SaveCheckpoint(dir, Checkpoint{Step: step}, m, sp.Opt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadCheckpoint(dir, m, sp.Opt); err != nil {
+			t.Fatal(err)
+		}
+		return len(ts.ExistingTensors)
+	}
+	first := round(1)
+	for i := 2; i <= 4; i++ {
+		if got := round(i); got != first {
+			t.Fatalf("live gotch tensors: %d after the first eval+checkpoint round, %d after round %d", first, got, i)
+		}
+	}
+}

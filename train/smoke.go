@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/sugarme/gotch"
 
 	"github.com/reproml/albert/backend"
 	"github.com/reproml/albert/data"
@@ -83,7 +82,7 @@ func (st *state) fixedStep(b data.Batch) (float64, error) {
 	loss.MustBackward()
 	clipGradNorm(&s, st.m.Params, 1)
 	st.opt.Step(0.01)
-	return s.T(loss.MustTo(gotch.CPU, false)).Float64Values()[0], nil
+	return backend.Float64s(loss)[0], nil
 }
 
 // syntheticBatch is a fixed random batch with real-looking masking.

@@ -145,7 +145,7 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 	if !read {
 		return nil, tokens, nil
 	}
-	v := s.T(s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum, norm}, 0)).MustTo(gotch.CPU, false)).Float64Values()
+	v := backend.Float64s(s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum, norm}, 0)))
 	k := float64(c.GradAccum)
 	return []float64{v[0] / k, v[1] / k, v[2] / k, v[3]}, tokens, nil
 }
