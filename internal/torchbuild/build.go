@@ -382,7 +382,7 @@ func cQuote(s string) string {
 }
 
 // ModuleVersion changes whenever writeGoModule's patches change.
-const ModuleVersion = "gotch-patch-3"
+const ModuleVersion = "gotch-patch-4"
 
 const moduleMarker = ".torchbuild-module"
 
@@ -398,7 +398,8 @@ func moduleCurrent(dir string) bool {
 // allocates its output slot with C.malloc(0) and never frees it (about 32
 // bytes per op, hundreds of megabytes over a training run). The patched
 // functions allocate room for 16 outputs and free it on return, after the
-// outputs have been read.
+// outputs have been read. And it drops the 100 KB GC ballast gotch gives
+// every tensor (dropBallast).
 func writeGoModule(gotchDir, dst, libDir string) error {
 	if err := os.RemoveAll(dst); err != nil {
 		return err
@@ -458,7 +459,41 @@ import "C"
 	if err := os.WriteFile(gen, src, 0o644); err != nil {
 		return err
 	}
+	if err := patchFile(filepath.Join(dst, "ts", "tensor.go"), dropBallast); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(dst, moduleMarker), []byte(ModuleVersion), 0o644)
+}
+
+// ballast is the line of gotch's newTensor that gives every tensor a 100 KB
+// zeroed Go allocation. gotch frees C memory from finalizers and uses the
+// ballast to make the Go GC run often enough for them to fire. This harness
+// frees every tensor deterministically (backend.Scope), so the ballast only
+// costs: ~100 KB to zero per op — thousands per training step — and, while a
+// step's activations are alive, that much Go heap per live tensor (hundreds
+// of MiB at base size, twice that before the GC returns it).
+const ballast = "x.d = new(bigStruct)"
+
+// dropBallast removes the ballast allocation from ts/tensor.go. The field
+// stays (nil), so nothing else in gotch changes.
+func dropBallast(src []byte) ([]byte, error) {
+	if n := bytes.Count(src, []byte(ballast)); n != 1 {
+		return nil, fmt.Errorf("expected gotch's %q once in newTensor, found %d (is this gotch v0.9.x?)", ballast, n)
+	}
+	return bytes.Replace(src, []byte(ballast), []byte("// torchbuild: no 100 KB GC ballast per tensor (tensors are freed deterministically)"), 1), nil
+}
+
+// patchFile rewrites path through fix.
+func patchFile(path string, fix func([]byte) ([]byte, error)) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, err := fix(src)
+	if err != nil {
+		return fmt.Errorf("torchbuild: %s: %w", path, err)
+	}
+	return os.WriteFile(path, out, 0o644)
 }
 
 func copyFile(src, dst string) error {

@@ -2,6 +2,7 @@ package torchbuild
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -115,5 +116,38 @@ func TestParseAndStubWrappers(t *testing.T) {
 	}
 	if _, unplaced := failingWrappers("torch_api.h:3:1: error: boom\n", "gen_0.cpp", c); !unplaced {
 		t.Error("an error outside any wrapper was not reported as unplaced")
+	}
+}
+
+// The ballast patch removes exactly gotch's per-tensor 100 KB allocation and
+// refuses a source where it cannot find it once (a changed gotch).
+func TestDropBallast(t *testing.T) {
+	src := []byte("func newTensor() *Tensor {\n\tx := new(Tensor)\n\tx.d = new(bigStruct)\n\treturn x\n}\n")
+	out, err := dropBallast(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "new(bigStruct)") || !strings.Contains(string(out), "x := new(Tensor)") {
+		t.Errorf("patched source:\n%s", out)
+	}
+	if _, err := dropBallast(out); err == nil || !strings.Contains(err.Error(), "found 0") {
+		t.Errorf("patching twice: err = %v, want 'found 0'", err)
+	}
+}
+
+// The pinned gotch still has the ballast line the patch expects.
+func TestDropBallastOnPinnedGotch(t *testing.T) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/sugarme/gotch")
+	cmd.Env = append(os.Environ(), "GOWORK=off") // the module cache's copy, not torchbuild's patched one
+	dir, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(dir)) == "" {
+		t.Skipf("gotch module not in the module cache: %v", err)
+	}
+	src, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(dir)), "ts", "tensor.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dropBallast(src); err != nil {
+		t.Fatal(err)
 	}
 }
