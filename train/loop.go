@@ -137,9 +137,6 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	defer loader.Close()
 	st.loader = loader
 	res, err = st.loop(ctx, ck)
-	if st.sp != nil {
-		st.sp.close()
-	}
 	if cerr := st.metrics.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -289,31 +286,9 @@ func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
 	return s.T(sum.MustAdd(x, false))
 }
 
-func (st *state) zeroGrad(s *backend.Scope) { zeroGrad(s, st.m.Params) }
-
-func zeroGrad(s *backend.Scope, params []model.Param) {
-	for _, p := range params {
-		g := s.T(p.Tensor.MustGrad(false))
-		if g.MustDefined() {
-			inPlace(g, func() { g.MustZero_() })
-		}
-	}
-}
-
-// clipGradNorm scales all gradients so their global L2 norm is at most
-// maxNorm (official: tf.clip_by_global_norm, 1.0) and returns the norm
-// before clipping, on the device: no host sync.
-func clipGradNorm(s *backend.Scope, params []model.Param, maxNorm float64) *ts.Tensor {
-	var grads []*ts.Tensor
-	for _, p := range params {
-		if g := s.T(p.Tensor.MustGrad(false)); g.MustDefined() {
-			grads = append(grads, g)
-		}
-	}
-	return clipGrads(s, grads, maxNorm)
-}
-
-// clipGrads is clipGradNorm on the gradients themselves (nil entries skipped).
+// clipGrads scales the gradients (nil entries skipped) so their global L2
+// norm is at most maxNorm (official: tf.clip_by_global_norm, 1.0) and returns
+// the norm before clipping, on the device: no host sync.
 func clipGrads(s *backend.Scope, grads []*ts.Tensor, maxNorm float64) *ts.Tensor {
 	var norms []*ts.Tensor
 	for _, g := range grads {

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-
 	"github.com/reproml/albert/backend"
 	"github.com/reproml/albert/data"
 	"github.com/reproml/albert/model"
@@ -73,16 +72,14 @@ func Smoke(device string, steps int) (SmokeResult, error) {
 
 // fixedStep is one optimizer step on batch b, returning its loss.
 func (st *state) fixedStep(b data.Batch) (float64, error) {
-	var s backend.Scope
-	defer s.Free()
-	st.zeroGrad(&s)
-	t := toDevice(&s, b, st.dev)
-	out := st.m.Forward(&s, t.in, true, false)
-	loss := s.T(mlmLoss(&s, out.MLMLogits, t).MustAdd(sentenceLoss(&s, out.SentenceLogits, t), false))
-	loss.MustBackward()
-	clipGradNorm(&s, st.m.Params, 1)
-	st.opt.Step(0.01)
-	return backend.Float64s(loss)[0], nil
+	if st.sp == nil {
+		st.sp = newStepper(st.m, st.opt, Config{GradAccum: 1, ClipNorm: 1}, st.dev)
+	}
+	sums, _, err := st.sp.step(func() (data.Batch, error) { return b, nil }, 0.01, true)
+	if err != nil {
+		return 0, err
+	}
+	return sums[0], nil
 }
 
 // syntheticBatch is a fixed random batch with real-looking masking.

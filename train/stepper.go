@@ -35,10 +35,7 @@ func NewStepper(m *model.Model, c Config) (*Stepper, error) {
 }
 
 // Close frees the optimizer state.
-func (sp *Stepper) Close() {
-	sp.sp.close()
-	sp.Opt.Close()
-}
+func (sp *Stepper) Close() { sp.Opt.Close() }
 
 // Step runs one optimizer step at learning rate lr over GradAccum batches
 // from next, on a locked OS thread. With read, it returns [loss, mlm loss,
@@ -53,58 +50,25 @@ func (sp *Stepper) Step(next func() (data.Batch, error), lr float64, read bool) 
 	return sp.sp.step(next, lr, read)
 }
 
-// stepper runs the steps of one model and optimizer. It holds the
-// parameters' gradient tensors once backward has defined them: libtorch
-// accumulates into a defined gradient in place, so the same tensors serve
-// every later step, and zeroing, clipping and the update need no per-step
-// lookups.
+// stepper runs the steps of one model and optimizer. Gradients are new
+// tensors each step (gradients): allocated during backward, freed after the
+// update, never zeroed.
 type stepper struct {
-	m     *model.Model
-	opt   *Optimizer
-	c     Config
-	dev   gotch.Device
-	grads []*ts.Tensor // per parameter; nil until defined
-	scale *ts.Scalar   // 1/GradAccum
+	m      *model.Model
+	opt    *Optimizer
+	c      Config
+	dev    gotch.Device
+	params []*ts.Tensor
+	scale  *ts.Scalar // 1/GradAccum
 }
 
 func newStepper(m *model.Model, opt *Optimizer, c Config, dev gotch.Device) *stepper {
-	return &stepper{m: m, opt: opt, c: c, dev: dev, grads: make([]*ts.Tensor, len(m.Params)),
+	params := make([]*ts.Tensor, len(m.Params))
+	for i, p := range m.Params {
+		params[i] = p.Tensor
+	}
+	return &stepper{m: m, opt: opt, c: c, dev: dev, params: params,
 		scale: ts.FloatScalar(1 / float64(max(1, c.GradAccum)))}
-}
-
-func (sp *stepper) close() {
-	for i, g := range sp.grads {
-		if g != nil {
-			g.MustDrop()
-			sp.grads[i] = nil
-		}
-	}
-}
-
-// zero sets the held gradients to 0 (backward then accumulates into them).
-func (sp *stepper) zero() {
-	backend.NoGrad(func() {
-		for _, g := range sp.grads {
-			if g != nil {
-				inPlace(g, func() { g.MustZero_() })
-			}
-		}
-	})
-}
-
-// hold picks up gradients that backward has newly defined.
-func (sp *stepper) hold() {
-	for i, p := range sp.m.Params {
-		if sp.grads[i] != nil {
-			continue
-		}
-		g := p.Tensor.MustGrad(false)
-		if g.MustDefined() {
-			sp.grads[i] = g
-		} else {
-			g.MustDrop()
-		}
-	}
 }
 
 // step is one optimizer step (see Stepper.Step).
@@ -112,7 +76,7 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 	c := sp.c
 	var s backend.Scope
 	defer s.Free()
-	sp.zero()
+	var grads []*ts.Tensor
 	var lossSum, mlmSum, sentSum *ts.Tensor
 	tokens := 0
 	for i := 0; i < c.GradAccum; i++ {
@@ -130,22 +94,51 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 			sent = sentenceLoss(&s, out.SentenceLogits, t)
 			loss = s.T(mlm.MustAdd(sent, false))
 		}
+		scaled := loss
 		if c.GradAccum > 1 {
-			s.T(loss.MustMulScalar(sp.scale, false)).MustBackward()
-		} else {
-			loss.MustBackward()
+			scaled = s.T(loss.MustMulScalar(sp.scale, false))
 		}
+		g, err := gradients(scaled, sp.params)
+		if err != nil {
+			return nil, 0, err
+		}
+		grads = accumulate(&s, grads, g)
 		if read {
 			lossSum, mlmSum, sentSum = acc(&s, lossSum, loss), acc(&s, mlmSum, mlm), acc(&s, sentSum, sent)
 		}
 	}
-	sp.hold()
-	norm := clipGrads(&s, sp.grads, c.ClipNorm)
-	sp.opt.step(lr, sp.grads)
+	norm := clipGrads(&s, grads, c.ClipNorm)
+	sp.opt.step(lr, grads)
 	if !read {
 		return nil, tokens, nil
 	}
 	v := backend.Float64s(s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum, norm}, 0)))
 	k := float64(c.GradAccum)
 	return []float64{v[0] / k, v[1] / k, v[2] / k, v[3]}, tokens, nil
+}
+
+// accumulate adds a micro-batch's gradients g into sum (the first
+// micro-batch's become the sum) and hands every tensor to s.
+func accumulate(s *backend.Scope, sum, g []*ts.Tensor) []*ts.Tensor {
+	if sum == nil {
+		for _, t := range g {
+			if t != nil {
+				s.T(t)
+			}
+		}
+		return g
+	}
+	backend.NoGrad(func() {
+		for i, t := range g {
+			switch {
+			case t == nil:
+			case sum[i] == nil:
+				sum[i] = s.T(t)
+			default:
+				inPlace(sum[i], func() { sum[i].MustAdd_(t) })
+				t.MustDrop()
+			}
+		}
+	})
+	return sum
 }

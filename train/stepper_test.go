@@ -1,0 +1,64 @@
+package train
+
+import (
+	"math"
+	"testing"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/model"
+)
+
+// Gradient accumulation: two micro-batches of 4 give the same update as one
+// batch of 8 (equal prediction counts, so the means agree).
+func TestGradAccumMatchesOneBatch(t *testing.T) {
+	defer lockThread()()
+	mc := model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
+		MaxPositions: 64, Sharing: model.ShareAll, SentenceHead: true}
+	b1, b2 := randomBatch(5, 4, 32, 5, 1000), randomBatch(6, 4, 32, 5, 1000)
+	both := data.Batch{Size: 8, SeqLen: 32, MaxPred: 5,
+		InputIDs: append(append([]int64{}, b1.InputIDs...), b2.InputIDs...), SegmentIDs: append(append([]int64{}, b1.SegmentIDs...), b2.SegmentIDs...),
+		InputMask: append(append([]int64{}, b1.InputMask...), b2.InputMask...), MaskedPositions: append(append([]int64{}, b1.MaskedPositions...), b2.MaskedPositions...),
+		MaskedIDs: append(append([]int64{}, b1.MaskedIDs...), b2.MaskedIDs...), MaskedWeights: append(append([]float32{}, b1.MaskedWeights...), b2.MaskedWeights...),
+		SentenceLabels: append(append([]int64{}, b1.SentenceLabels...), b2.SentenceLabels...)}
+	run := func(accum int, batches ...data.Batch) (*model.Model, []float64) {
+		if err := backend.Seed(7); err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.New(mc, gotch.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := DefaultConfig()
+		c.GradAccum = accum
+		sp, err := NewStepper(m, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sp.Close()
+		k := 0
+		sums, _, err := sp.Step(func() (data.Batch, error) { k++; return batches[k-1], nil }, 1e-3, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, sums
+	}
+	ma, sa := run(2, b1, b2)
+	defer ma.VarStore.Destroy()
+	mb, sb := run(1, both)
+	defer mb.VarStore.Destroy()
+	for i, name := range []string{"loss", "mlm", "sentence", "grad norm"} {
+		if math.Abs(sa[i]-sb[i]) > 1e-5*math.Max(1, math.Abs(sb[i])) {
+			t.Errorf("%s: %v accumulated over 2 micro-batches, %v in one batch", name, sa[i], sb[i])
+		}
+	}
+	for i, p := range ma.Params {
+		d := p.Tensor.MustSub(mb.Params[i].Tensor, false)
+		diff := d.MustAbs(true).MustMax(true).Float64Values()[0]
+		if diff > 1e-6 {
+			t.Errorf("%s differs by %g after one step", p.Name, diff)
+		}
+	}
+}
