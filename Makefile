@@ -11,7 +11,9 @@ DB       ?= out/exp.db
 
 # Debian packages a fresh Debian 12 machine lacks. OpenBLAS (OpenMP build) replaces
 # the reference BLAS that libtorch would otherwise load (about 40x slower here).
-APT_PACKAGES := g++ libopenblas0-openmp sentencepiece
+# tcmalloc, which exp preloads, keeps a training run's peak RSS flat (glibc's
+# malloc fragments under libtorch's large short-lived tensors).
+APT_PACKAGES := g++ libopenblas0-openmp libtcmalloc-minimal4 sentencepiece
 ifeq ($(LIBTORCH),/usr)
 APT_PACKAGES += libtorch-dev
 endif

@@ -30,6 +30,7 @@ type Facts struct {
 	StubbedOps      int      `json:"stubbed_ops"`
 	MatmulGFLOPS    float64  `json:"matmul_gflops"` // fp32, measured now on the default device
 	OMPWaitPolicy   string   `json:"omp_wait_policy"`
+	Malloc          string   `json:"malloc"` // tcmalloc (preloaded by exp) or glibc
 	Host            string   `json:"host"`
 }
 
@@ -41,6 +42,7 @@ func Doctor() (Facts, error) {
 	f := Facts{GoVersion: runtime.Version(), GotchVersion: GotchVersion(), Threads: Threads(), CPUs: runtime.NumCPU()}
 	f.Host, _ = os.Hostname()
 	f.OMPWaitPolicy = os.Getenv("OMP_WAIT_POLICY")
+	f.Malloc = Malloc()
 	bi, err := WrapperInfo()
 	if err != nil {
 		return f, err

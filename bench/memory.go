@@ -23,8 +23,8 @@ type MemoryOptions struct {
 
 // MemoryResult compares peak RSS (the high-water mark, VmHWM) at step At
 // with the peak at the end: the issue's "peak RSS stays within ±5% after
-// step 200". Current RSS is reported beside it; it swings with Go's heap
-// (gotch gives every tensor handle 100 KB of Go memory) and glibc's trims.
+// step 200". Current RSS is reported beside it; it swings with Go's heap and
+// the C allocator's trims.
 type MemoryResult struct {
 	Config     string  `json:"config"`
 	Steps      int     `json:"steps"`

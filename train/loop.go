@@ -351,7 +351,7 @@ func mean(v []float64) float64 {
 
 // Provenance records what produced a run.
 func Provenance(dev gotch.Device) results.Provenance {
-	p := results.Provenance{GotchVersion: backend.GotchVersion(), Threads: backend.Threads(), Extra: map[string]string{"device": backend.DeviceName(dev)}}
+	p := results.Provenance{GotchVersion: backend.GotchVersion(), Threads: backend.Threads(), Extra: map[string]string{"device": backend.DeviceName(dev), "malloc": backend.Malloc()}}
 	p.GoVersion = goVersion()
 	if bi, err := backend.WrapperInfo(); err == nil {
 		p.LibtorchVersion = bi.LibtorchVersion

@@ -55,6 +55,7 @@ func init() {
 				{"stubbed ops", fmt.Sprintf("%d (gotch wrappers that do not compile against this libtorch)", f.StubbedOps)},
 				{"blas", f.BLAS},
 				{"threads", fmt.Sprintf("%d intra-op (of %d CPUs), OpenMP wait policy %s", f.Threads, f.CPUs, f.OMPWaitPolicy)},
+				{"malloc", f.Malloc},
 				{"cuda", cuda},
 				{"matmul", fmt.Sprintf("%.1f GFLOP/s (fp32, 1024×1024)", f.MatmulGFLOPS)},
 			}
