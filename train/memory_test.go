@@ -26,18 +26,8 @@ func TestStepsDoNotLeak(t *testing.T) {
 	if err := backend.Seed(1); err != nil {
 		t.Fatal(err)
 	}
-	mc := model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
-		MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}
-	m, err := model.New(mc, gotch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.VarStore.Destroy()
-	sp, err := NewStepper(m, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
+		MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
 	batches := []data.Batch{randomBatch(1, 8, 32, 5, 1000), randomBatch(2, 8, 32, 5, 1000)}
 	k := 0
 	next := func() (data.Batch, error) { k++; return batches[k%2], nil }
@@ -104,18 +94,9 @@ func residentBytes() int64 {
 // handle left to a finalizer may wait a long time for the collector.
 func TestEvalAndCheckpointsDoNotLeak(t *testing.T) {
 	defer lockThread()()
-	mc := model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
-		MaxPositions: 64, Sharing: model.ShareNone, SentenceHead: true}
-	m, err := model.New(mc, gotch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.VarStore.Destroy()
-	sp, err := NewStepper(m, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
+		MaxPositions: 64, Sharing: model.ShareNone, SentenceHead: true}, DefaultConfig())
+	m := sp.Model
 	b := randomBatch(3, 4, 32, 5, 1000)
 	sets := data.EvalSets{MLM: []data.Batch{b, b}, NSP: []data.Batch{b}, SOP: []data.Batch{b}}
 	if _, _, err := sp.Step(func() (data.Batch, error) { return b, nil }, 1e-3, true); err != nil {
@@ -139,4 +120,21 @@ func TestEvalAndCheckpointsDoNotLeak(t *testing.T) {
 			t.Fatalf("live gotch tensors: %d after the first eval+checkpoint round, %d after round %d", first, got, i)
 		}
 	}
+}
+
+// smallStepper builds a model of mc on the CPU and a stepper for it under c;
+// both are freed when the test ends.
+func smallStepper(t *testing.T, mc model.Config, c Config) *Stepper {
+	t.Helper()
+	m, err := model.New(mc, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.VarStore.Destroy)
+	sp, err := NewStepper(m, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sp.Close)
+	return sp
 }

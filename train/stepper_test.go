@@ -4,8 +4,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/sugarme/gotch"
-
 	"github.com/reproml/albert/backend"
 	"github.com/reproml/albert/data"
 	"github.com/reproml/albert/model"
@@ -27,28 +25,18 @@ func TestGradAccumMatchesOneBatch(t *testing.T) {
 		if err := backend.Seed(7); err != nil {
 			t.Fatal(err)
 		}
-		m, err := model.New(mc, gotch.CPU)
-		if err != nil {
-			t.Fatal(err)
-		}
 		c := DefaultConfig()
 		c.GradAccum = accum
-		sp, err := NewStepper(m, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sp.Close()
+		sp := smallStepper(t, mc, c)
 		k := 0
 		sums, _, err := sp.Step(func() (data.Batch, error) { k++; return batches[k-1], nil }, 1e-3, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m, sums
+		return sp.Model, sums
 	}
 	ma, sa := run(2, b1, b2)
-	defer ma.VarStore.Destroy()
 	mb, sb := run(1, both)
-	defer mb.VarStore.Destroy()
 	for i, name := range []string{"loss", "mlm", "sentence", "grad norm"} {
 		if math.Abs(sa[i]-sb[i]) > 1e-5*math.Max(1, math.Abs(sb[i])) {
 			t.Errorf("%s: %v accumulated over 2 micro-batches, %v in one batch", name, sa[i], sb[i])
