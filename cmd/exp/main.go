@@ -24,7 +24,7 @@ var root = &cobra.Command{
 }
 
 func main() {
-	backend.PassiveOpenMP()
+	backend.SetProcessEnv()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "exp:", err)
 		os.Exit(1)

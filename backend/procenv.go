@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// PassiveOpenMP prepares the process environment that libgomp and the C
+// SetProcessEnv prepares the process environment that libgomp and the C
 // allocator read once, when they are loaded — before any Go code runs — by
 // re-executing the program with it, unless it is already in place:
 //
@@ -24,7 +24,7 @@ import (
 //     (bench/RESULTS.md).
 //
 // Call it first thing in main; it returns only if no re-exec happened.
-func PassiveOpenMP() {
+func SetProcessEnv() {
 	var add []string
 	if _, set := os.LookupEnv("OMP_WAIT_POLICY"); !set {
 		add = append(add, "OMP_WAIT_POLICY=PASSIVE")
