@@ -2,7 +2,6 @@ package train
 
 import (
 	"bufio"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -28,7 +27,7 @@ func TestStepsDoNotLeak(t *testing.T) {
 	}
 	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
 		MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
-	batches := []data.Batch{randomBatch(1, 8, 32, 5, 1000), randomBatch(2, 8, 32, 5, 1000)}
+	batches := []data.Batch{syntheticBatch(1, 8, 32, 5, 1000), syntheticBatch(2, 8, 32, 5, 1000)}
 	k := 0
 	next := func() (data.Batch, error) { k++; return batches[k%2], nil }
 	const warm, steps = 100, 300
@@ -50,26 +49,6 @@ func TestStepsDoNotLeak(t *testing.T) {
 	if grown > 8 {
 		t.Errorf("RSS grew %.1f MiB over %d steps after warm-up: a per-step leak", grown, steps-warm)
 	}
-}
-
-// randomBatch is a full-length batch with preds masked positions a row.
-func randomBatch(seed uint64, size, seq, preds, vocab int) data.Batch {
-	r := rand.New(rand.NewPCG(seed, 7))
-	b := data.Batch{Size: size, SeqLen: seq, MaxPred: preds}
-	for i := 0; i < size; i++ {
-		for j := 0; j < seq; j++ {
-			b.InputIDs = append(b.InputIDs, int64(5+r.IntN(vocab-5)))
-			b.SegmentIDs = append(b.SegmentIDs, int64(min(1, 2*j/seq)))
-			b.InputMask = append(b.InputMask, 1)
-		}
-		for p := 0; p < preds; p++ {
-			b.MaskedPositions = append(b.MaskedPositions, int64(1+p*(seq-1)/preds))
-			b.MaskedIDs = append(b.MaskedIDs, int64(5+r.IntN(vocab-5)))
-			b.MaskedWeights = append(b.MaskedWeights, 1)
-		}
-		b.SentenceLabels = append(b.SentenceLabels, int64(r.IntN(2)))
-	}
-	return b
 }
 
 // residentBytes is VmRSS from /proc/self/status (0 where unavailable).
@@ -97,7 +76,7 @@ func TestEvalAndCheckpointsDoNotLeak(t *testing.T) {
 	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
 		MaxPositions: 64, Sharing: model.ShareNone, SentenceHead: true}, DefaultConfig())
 	m := sp.Model
-	b := randomBatch(3, 4, 32, 5, 1000)
+	b := syntheticBatch(3, 4, 32, 5, 1000)
 	sets := data.EvalSets{MLM: []data.Batch{b, b}, NSP: []data.Batch{b}, SOP: []data.Batch{b}}
 	if _, _, err := sp.Step(func() (data.Batch, error) { return b, nil }, 1e-3, true); err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func Smoke(device string, steps int) (SmokeResult, error) {
 		return res, err
 	}
 	defer opt.Close()
-	b := syntheticBatch(8, 32, 5, mc.VocabSize)
+	b := syntheticBatch(1, 8, 32, 5, mc.VocabSize)
 	st := &state{m: m, opt: opt, dev: dev, job: Job{Train: tc}}
 	var total time.Duration
 	for i := 0; i < steps; i++ {
@@ -82,9 +82,9 @@ func (st *state) fixedStep(b data.Batch) (float64, error) {
 	return sums[0], nil
 }
 
-// syntheticBatch is a fixed random batch with real-looking masking.
-func syntheticBatch(batch, seq, preds, vocab int) data.Batch {
-	r := rand.New(rand.NewPCG(1, 2))
+// syntheticBatch is a random batch, fixed by seed, with real-looking masking.
+func syntheticBatch(seed uint64, batch, seq, preds, vocab int) data.Batch {
+	r := rand.New(rand.NewPCG(seed, 2))
 	b := data.Batch{Size: batch, SeqLen: seq, MaxPred: preds}
 	for i := 0; i < batch; i++ {
 		for j := 0; j < seq; j++ {

@@ -15,7 +15,7 @@ func TestGradAccumMatchesOneBatch(t *testing.T) {
 	defer lockThread()()
 	mc := model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
 		MaxPositions: 64, Sharing: model.ShareAll, SentenceHead: true}
-	b1, b2 := randomBatch(5, 4, 32, 5, 1000), randomBatch(6, 4, 32, 5, 1000)
+	b1, b2 := syntheticBatch(5, 4, 32, 5, 1000), syntheticBatch(6, 4, 32, 5, 1000)
 	both := data.Batch{Size: 8, SeqLen: 32, MaxPred: 5,
 		InputIDs: append(append([]int64{}, b1.InputIDs...), b2.InputIDs...), SegmentIDs: append(append([]int64{}, b1.SegmentIDs...), b2.SegmentIDs...),
 		InputMask: append(append([]int64{}, b1.InputMask...), b2.InputMask...), MaskedPositions: append(append([]int64{}, b1.MaskedPositions...), b2.MaskedPositions...),
