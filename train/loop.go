@@ -20,6 +20,7 @@ import (
 
 	"github.com/reproml/albert/backend"
 	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/kernels"
 	"github.com/reproml/albert/model"
 	"github.com/reproml/albert/results"
 )
@@ -286,30 +287,28 @@ func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
 	return s.T(sum.MustAdd(x, false))
 }
 
-// clipGrads scales the gradients (nil entries skipped) so their global L2
-// norm is at most maxNorm (official: tf.clip_by_global_norm, 1.0) and returns
-// the norm before clipping, on the device: no host sync.
-func clipGrads(s *backend.Scope, grads []*ts.Tensor, maxNorm float64) *ts.Tensor {
+// clipGrads computes the global L2 norm of the gradients (nil entries
+// skipped) and the factor that scales it to at most maxNorm (official:
+// tf.clip_by_global_norm, 1.0), both on the device: no host sync. The
+// factor is nil when maxNorm ≤ 0 (no clipping). The gradients are left as
+// they are: the optimizer applies the factor as it reads them, which saves
+// a pass over every gradient.
+func clipGrads(s *backend.Scope, grads []*ts.Tensor, maxNorm float64) (norm, factor *ts.Tensor) {
 	var norms []*ts.Tensor
 	for _, g := range grads {
 		if g != nil {
 			norms = append(norms, s.T(g.MustNorm(false)))
 		}
 	}
-	total := s.T(s.T(ts.MustStack(norms, 0)).MustNorm(false))
+	norm = s.T(s.T(ts.MustStack(norms, 0)).MustNorm(false))
 	if maxNorm > 0 {
-		// factor = maxNorm / max(total, maxNorm)
-		factor := s.T(s.T(total.MustClampMin(ts.FloatScalar(maxNorm), false)).MustReciprocal(false))
-		factor = s.T(factor.MustMulScalar(ts.FloatScalar(maxNorm), false))
-		backend.NoGrad(func() {
-			for _, g := range grads {
-				if g != nil {
-					inPlace(g, func() { g.MustMul_(factor) })
-				}
-			}
-		})
+		// factor = maxNorm / max(norm, maxNorm)
+		max := ts.FloatScalar(maxNorm)
+		defer max.MustDrop()
+		factor = s.T(s.T(norm.MustClampMin(max, false)).MustReciprocal(false))
+		factor = s.T(factor.MustMulScalar(max, false))
 	}
-	return total
+	return norm, factor
 }
 
 // eval scores the held-out sets and records them as the "eval" curve.
@@ -351,7 +350,7 @@ func mean(v []float64) float64 {
 
 // Provenance records what produced a run.
 func Provenance(dev gotch.Device) results.Provenance {
-	p := results.Provenance{GotchVersion: backend.GotchVersion(), Threads: backend.Threads(), Extra: map[string]string{"device": backend.DeviceName(dev), "malloc": backend.Malloc()}}
+	p := results.Provenance{GotchVersion: backend.GotchVersion(), Threads: backend.Threads(), Extra: map[string]string{"device": backend.DeviceName(dev), "malloc": backend.Malloc(), "kernels": kernels.Status()}}
 	p.GoVersion = goVersion()
 	if bi, err := backend.WrapperInfo(); err == nil {
 		p.LibtorchVersion = bi.LibtorchVersion

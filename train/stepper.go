@@ -107,8 +107,8 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 			lossSum, mlmSum, sentSum = acc(&s, lossSum, loss), acc(&s, mlmSum, mlm), acc(&s, sentSum, sent)
 		}
 	}
-	norm := clipGrads(&s, grads, c.ClipNorm)
-	sp.opt.step(lr, grads)
+	norm, factor := clipGrads(&s, grads, c.ClipNorm)
+	sp.opt.step(lr, grads, factor)
 	if !read {
 		return nil, tokens, nil
 	}

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/reproml/albert/backend"
 	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/kernels"
 	"github.com/reproml/albert/model"
 	"github.com/reproml/albert/results"
 )
@@ -29,53 +31,132 @@ import (
 // A LayerNorm or bias tensor with the same values gets neither decay nor
 // the trust ratio: w' = w - 0.1·[3.16228, 3.16228].
 func TestLAMBHandComputed(t *testing.T) {
-	defer lockThread()()
-	w := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
-	b := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
-	params := []model.Param{{Name: "x/weight", Tensor: w, Decay: true}, {Name: "x/layer_norm/bias", Tensor: b, Decay: false}}
-	c := DefaultConfig()
-	c.Eps = 1e-12
-	opt, err := NewOptimizer(c, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := ts.MustOfSlice([]float32{1, 2})
-	for _, p := range params {
-		loss := p.Tensor.MustMul(g, false).MustSum(gotch.Float, true) // d loss / d p = g
-		loss.MustBackward()
-	}
-	opt.Step(0.1)
-	check := func(name string, x *ts.Tensor, want []float64) {
-		got := x.Float64Values()
-		for i := range want {
-			if math.Abs(got[i]-want[i]) > 2e-5 {
-				t.Fatalf("%s = %v, want %v", name, got, want)
+	eachLAMB(t, func(t *testing.T, fused bool) {
+		w := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
+		b := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
+		params := []model.Param{{Name: "x/weight", Tensor: w, Decay: true}, {Name: "x/layer_norm/bias", Tensor: b, Decay: false}}
+		c := DefaultConfig()
+		c.Eps = 1e-12
+		opt, err := NewOptimizer(c, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.fused = fused
+		g := ts.MustOfSlice([]float32{1, 2})
+		for _, p := range params {
+			loss := p.Tensor.MustMul(g, false).MustSum(gotch.Float, true) // d loss / d p = g
+			loss.MustBackward()
+		}
+		opt.Step(0.1)
+		check := func(name string, x *ts.Tensor, want []float64) {
+			got := x.Float64Values()
+			for i := range want {
+				if math.Abs(got[i]-want[i]) > 2e-5 {
+					t.Fatalf("%s = %v, want %v", name, got, want)
+				}
 			}
 		}
-	}
-	check("decayed weight", w, []float64{2.647006, 3.645900})
-	check("layer-norm bias", b, []float64{3 - 0.316228, 4 - 0.316228})
+		check("decayed weight", w, []float64{2.647006, 3.645900})
+		check("layer-norm bias", b, []float64{3 - 0.316228, 4 - 0.316228})
 
-	// AdamW: the same update without the trust ratio.
-	w2 := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
-	c.Optimizer = "adamw"
-	opt2, _ := NewOptimizer(c, []model.Param{{Name: "x/weight", Tensor: w2, Decay: true}})
-	w2.MustMul(g, false).MustSum(gotch.Float, true).MustBackward()
-	opt2.Step(0.1)
-	check("adamw weight", w2, []float64{3 - 0.319228, 4 - 0.320228})
+		// AdamW: the same update without the trust ratio.
+		w2 := ts.MustOfSlice([]float32{3, 4}).MustSetRequiresGrad(true, true)
+		c.Optimizer = "adamw"
+		opt2, _ := NewOptimizer(c, []model.Param{{Name: "x/weight", Tensor: w2, Decay: true}})
+		opt2.fused = fused
+		w2.MustMul(g, false).MustSum(gotch.Float, true).MustBackward()
+		opt2.Step(0.1)
+		check("adamw weight", w2, []float64{3 - 0.319228, 4 - 0.320228})
+	})
+}
+
+// eachLAMB runs f on the composed optimizer and, where the kernels are
+// loaded, on the fused one (kernels.LAMB).
+func eachLAMB(t *testing.T, f func(t *testing.T, fused bool)) {
+	for _, fused := range []bool{false, true} {
+		name := map[bool]string{false: "composed", true: "fused"}[fused]
+		t.Run(name, func(t *testing.T) {
+			defer lockThread()()
+			if fused && !kernels.Enabled() {
+				t.Skip(kernels.Status())
+			}
+			f(t, fused)
+		})
+	}
 }
 
 func TestTrustRatioFallsBackToOne(t *testing.T) {
+	eachLAMB(t, func(t *testing.T, fused bool) {
+		w := ts.MustZeros([]int64{3}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
+		c := DefaultConfig()
+		c.WeightDecay = 0
+		opt, _ := NewOptimizer(c, []model.Param{{Name: "z/weight", Tensor: w, Decay: true}})
+		opt.fused = fused
+		w.MustSum(gotch.Float, false).MustBackward() // g = 1
+		opt.Step(0.1)
+		// ‖w‖ = 0 → r = 1: w' = -0.1·m/√v = -0.1·0.1/√0.001 = -0.316228
+		if got := w.Float64Values()[0]; math.Abs(got+0.316228) > 1e-4 {
+			t.Fatalf("w = %v, want -0.316228 (trust ratio 1)", got)
+		}
+	})
+}
+
+// The fused update is the composed one: same parameters and moments, to
+// float rounding, over several clipped steps of LAMB and AdamW, with and
+// without decay, on a parameter larger than one kernel chunk (2^15).
+func TestFusedLAMBMatchesComposed(t *testing.T) {
 	defer lockThread()()
-	w := ts.MustZeros([]int64{3}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
-	c := DefaultConfig()
-	c.WeightDecay = 0
-	opt, _ := NewOptimizer(c, []model.Param{{Name: "z/weight", Tensor: w, Decay: true}})
-	w.MustSum(gotch.Float, false).MustBackward() // g = 1
-	opt.Step(0.1)
-	// ‖w‖ = 0 → r = 1: w' = -0.1·m/√v = -0.1·0.1/√0.001 = -0.316228
-	if got := w.Float64Values()[0]; math.Abs(got+0.316228) > 1e-4 {
-		t.Fatalf("w = %v, want -0.316228 (trust ratio 1)", got)
+	if !kernels.Enabled() {
+		t.Skip(kernels.Status())
+	}
+	for _, name := range []string{"lamb", "adamw"} {
+		backend.Seed(5)
+		shapes := [][]int64{{300, 257}, {513}}
+		var s backend.Scope
+		mk := func() []model.Param {
+			var ps []model.Param
+			for i, sh := range shapes {
+				ps = append(ps, model.Param{Name: fmt.Sprint("p", i), Decay: i == 0,
+					Tensor: s.T(ts.MustZeros(sh, gotch.Float, gotch.CPU))})
+			}
+			return ps
+		}
+		a, b := mk(), mk()
+		for i := range a {
+			x := s.T(ts.MustRandn(shapes[i], gotch.Float, gotch.CPU))
+			backend.NoGrad(func() { a[i].Tensor.Copy_(x); b[i].Tensor.Copy_(x) })
+		}
+		c := DefaultConfig()
+		c.Optimizer = name
+		oa, _ := NewOptimizer(c, a)
+		ob, _ := NewOptimizer(c, b)
+		oa.fused, ob.fused = false, true
+		for step := 0; step < 3; step++ {
+			var grads []*ts.Tensor
+			for _, sh := range shapes {
+				grads = append(grads, s.T(ts.MustRandn(sh, gotch.Float, gotch.CPU)))
+			}
+			factor := s.T(ts.MustOfSlice([]float32{0.25}))
+			oa.step(0.01, grads, factor)
+			ob.step(0.01, grads, factor)
+		}
+		for i := range a {
+			for _, pair := range [][2]*ts.Tensor{{a[i].Tensor, b[i].Tensor}, {oa.m[i], ob.m[i]}, {oa.v[i], ob.v[i]}} {
+				x, y := backend.Float64s(pair[0]), backend.Float64s(pair[1])
+				scale := 0.0 // float rounding is relative to the tensor's magnitude
+				for _, v := range x {
+					scale = math.Max(scale, math.Abs(v))
+				}
+				for j := range x {
+					if math.Abs(x[j]-y[j]) > 1e-6*scale {
+						t.Fatalf("%s param %d [%d]: composed %.9g, fused %.9g", name, i, j, x[j], y[j])
+					}
+				}
+			}
+		}
+		oa.Close()
+		ob.Close()
+		s.Free()
 	}
 }
 

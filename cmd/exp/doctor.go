@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/kernels"
 	"github.com/reproml/albert/train"
 )
 
@@ -40,8 +41,9 @@ func init() {
 				enc.SetIndent("", "  ")
 				return enc.Encode(struct {
 					backend.Facts
+					Kernels   string             `json:"kernels"`
 					TrainStep *train.SmokeResult `json:"train_step,omitempty"`
-				}{f, smoke})
+				}{f, kernels.Status(), smoke})
 			}
 			cuda := "no"
 			if f.CUDA {
@@ -56,6 +58,7 @@ func init() {
 				{"blas", f.BLAS},
 				{"threads", fmt.Sprintf("%d intra-op (of %d CPUs), OpenMP wait policy %s", f.Threads, f.CPUs, f.OMPWaitPolicy)},
 				{"malloc", f.Malloc},
+				{"kernels", kernels.Status()},
 				{"cuda", cuda},
 				{"matmul", fmt.Sprintf("%.1f GFLOP/s (fp32, 1024×1024)", f.MatmulGFLOPS)},
 			}

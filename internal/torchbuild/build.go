@@ -102,6 +102,9 @@ func Build(ctx context.Context, o Options) (Manifest, bool, error) {
 				return Manifest{}, false, err
 			}
 		}
+		if _, err := buildKernels(ctx, o, lt, m.LibDir); err != nil {
+			return Manifest{}, false, err
+		}
 		return m, true, nil
 	}
 
@@ -138,6 +141,9 @@ func Build(ctx context.Context, o Options) (Manifest, bool, error) {
 		return Manifest{}, false, err
 	}
 	if err := b.compileAndLink(ctx, filepath.Join(libDir, "libtch.so")); err != nil {
+		return Manifest{}, false, err
+	}
+	if _, err := buildKernels(ctx, o, lt, libDir); err != nil {
 		return Manifest{}, false, err
 	}
 	if !o.NoGoModule {

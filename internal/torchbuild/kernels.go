@@ -1,0 +1,71 @@
+package torchbuild
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/reproml/albert/kernels/native"
+)
+
+// kernelsStamp records which source and flags built the kernels library.
+const kernelsStamp = "albert_kernels.stamp"
+
+// buildKernels compiles the fused CPU kernels (kernels/native/cpp) into
+// libalbert_kernels.so in libDir unless the library there was built from the
+// same source with the same flags. It has its own stamp, not the wrapper's
+// cache key, so editing a kernel recompiles one file (~15 s), not libtch.
+//
+// The unit is compiled with -fopenmp, because ATen's parallel_for is an
+// inline OpenMP loop, but linked without an OpenMP runtime: its GOMP symbols
+// bind to the one libtorch already loaded (Debian's libgomp, or the copy a
+// PyTorch wheel bundles), so the process never holds two thread pools.
+func buildKernels(ctx context.Context, o Options, lt Libtorch, libDir string) (rebuilt bool, err error) {
+	compile := append(lt.CompileFlags(), "-O3", "-fopenmp", "-fno-math-errno")
+	link := append([]string{"-shared", "-Wl,-soname," + native.Library}, kernelLinkFlags(lt)...)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", o.CXX, strings.Join(compile, " "), strings.Join(link, " "))
+	h.Write(native.Source)
+	want := hex.EncodeToString(h.Sum(nil))
+	lib := filepath.Join(libDir, native.Library)
+	if got, err := os.ReadFile(filepath.Join(libDir, kernelsStamp)); err == nil && string(got) == want && fileExists(lib) {
+		return false, nil
+	}
+	fmt.Fprintf(o.Log, "torchbuild: compiling the fused kernels into %s\n", lib)
+	tmp, err := os.MkdirTemp(libDir, "kernels-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "albert_kernels.cpp")
+	if err := os.WriteFile(src, native.Source, 0o644); err != nil {
+		return false, err
+	}
+	obj := filepath.Join(tmp, "albert_kernels.o")
+	so := filepath.Join(tmp, native.Library)
+	steps := [][]string{
+		append(compile[:len(compile):len(compile)], "-c", src, "-o", obj),
+		append([]string{"-o", so, obj}, link...),
+	}
+	for _, args := range steps {
+		cmd := exec.CommandContext(ctx, o.CXX, args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return false, fmt.Errorf("torchbuild: building %s: %v\n%s", native.Library, err, tail(string(out), 3000))
+		}
+	}
+	if err := os.Rename(so, lib); err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(filepath.Join(libDir, kernelsStamp), []byte(want), 0o644)
+}
+
+// kernelLinkFlags link the kernels against libtorch's CPU library only: they
+// launch no CUDA work, and the OpenMP runtime comes from libtorch.
+func kernelLinkFlags(lt Libtorch) []string {
+	return []string{"-L" + lt.LibDir, "-Wl,-rpath," + lt.LibDir, "-ltorch_cpu", "-lc10"}
+}

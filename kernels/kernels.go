@@ -1,0 +1,189 @@
+// Package kernels binds the fused CPU kernels of native/cpp/albert_kernels.cpp:
+// the tanh GELU, batched matmul for attention, and the LAMB/AdamW update.
+// They replace chains of libtorch eager ops that, on the CPU, cost far more
+// than their arithmetic (bench/RESULTS.md has the per-op profile).
+//
+// torchbuild compiles the kernels into libalbert_kernels.so next to
+// libtch.so; this package opens it at first use. Where the library is
+// missing, the tensors are not CPU float32, or ALBERT_KERNELS=off, callers
+// use the composed libtorch ops instead (Enabled reports which), so the
+// kernels change speed, not results: tests hold each kernel to its composed
+// counterpart.
+package kernels
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdlib.h>
+
+typedef int (*abi_fn)(void);
+typedef char *(*unary_fn)(void *, void **);
+typedef char *(*binary_fn)(void *, void *, void **);
+typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
+
+static void *open_kernels(const char *name, char **err) {
+	void *h = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
+	if (h == NULL) *err = dlerror();
+	return h;
+}
+static int call_abi(void *f) { return ((abi_fn)f)(); }
+static char *call_unary(void *f, void *x, void **out) { return ((unary_fn)f)(x, out); }
+static char *call_binary(void *f, void *a, void *b, void **out) { return ((binary_fn)f)(a, b, out); }
+static char *call_lamb(void *f, void *w, void *g, void *m, void *v, void *s, double lr, double b1, double b2, double eps, double wd, int trust) {
+	return ((lamb_fn)f)(w, g, m, v, s, lr, b1, b2, eps, wd, trust);
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"unsafe"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/kernels/native"
+)
+
+// abi is the C ABI version this package speaks (albert_kernels_abi).
+const abi = 1
+
+var (
+	once     sync.Once
+	loadErr  error
+	gelu     unsafe.Pointer
+	bmm      unsafe.Pointer
+	lambStep unsafe.Pointer
+)
+
+func load() {
+	once.Do(func() {
+		if v := os.Getenv("ALBERT_KERNELS"); v == "off" || v == "0" {
+			loadErr = errors.New("turned off by ALBERT_KERNELS=" + v)
+			return
+		}
+		name := C.CString(native.Library)
+		defer C.free(unsafe.Pointer(name))
+		var cerr *C.char
+		h := C.open_kernels(name, &cerr)
+		if h == nil {
+			loadErr = fmt.Errorf("%s: %s (run make setup to build it)", native.Library, C.GoString(cerr))
+			return
+		}
+		sym := func(n string) unsafe.Pointer {
+			cn := C.CString(n)
+			defer C.free(unsafe.Pointer(cn))
+			return C.dlsym(h, cn)
+		}
+		ver := sym("albert_kernels_abi")
+		gelu, bmm, lambStep = sym("albert_gelu_tanh"), sym("albert_bmm"), sym("albert_lamb")
+		switch {
+		case ver == nil || gelu == nil || bmm == nil || lambStep == nil:
+			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
+		case C.call_abi(ver) != abi:
+			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
+		}
+	})
+}
+
+// Enabled reports whether the fused kernels are loaded and allowed.
+func Enabled() bool {
+	load()
+	return loadErr == nil
+}
+
+// Status says in one line whether the kernels are in use, and if not, why.
+func Status() string {
+	if Enabled() {
+		return "fused CPU kernels (" + native.Library + ")"
+	}
+	return "composed libtorch ops: " + loadErr.Error()
+}
+
+// Applies reports whether the kernels are enabled for these tensors: all on
+// the CPU and float32.
+func Applies(xs ...*ts.Tensor) bool {
+	if !Enabled() {
+		return false
+	}
+	for _, x := range xs {
+		// gotch reports the CPU as {CPU, 1}, not gotch.CPU's {CPU, -1}
+		if x.MustDevice().IsCuda() || x.DType() != gotch.Float {
+			return false
+		}
+	}
+	return true
+}
+
+func ctensor(t *ts.Tensor) unsafe.Pointer { return t.Ctensor() }
+
+func result(cerr *C.char, out unsafe.Pointer) (*ts.Tensor, error) {
+	if err := cError(cerr); err != nil {
+		return nil, err
+	}
+	return ts.New(lib.Ctensor(out)), nil
+}
+
+func cError(cerr *C.char) error {
+	if cerr == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(cerr))
+	return errors.New(C.GoString(cerr))
+}
+
+// GeluTanh is GELU with the tanh approximation the official code uses,
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), differentiable. It evaluates
+// tanh with a rational approximation accurate to a few float ulp.
+func GeluTanh(x *ts.Tensor) (*ts.Tensor, error) {
+	if !Enabled() {
+		return nil, loadErr
+	}
+	var out unsafe.Pointer
+	cerr := C.call_unary(gelu, ctensor(x), &out)
+	return result(cerr, out)
+}
+
+// Matmul is a @ b over the leading dimensions of two 3-D or 4-D CPU tensors
+// ([..., m, k] @ [..., k, n]), any strides, differentiable. Each (batch,
+// head) block is one single-threaded GEMM and the threads split the blocks,
+// where libtorch's bmm runs the blocks one after another.
+func Matmul(a, b *ts.Tensor) (*ts.Tensor, error) {
+	if !Enabled() {
+		return nil, loadErr
+	}
+	var out unsafe.Pointer
+	cerr := C.call_binary(bmm, ctensor(a), ctensor(b), &out)
+	return result(cerr, out)
+}
+
+// LAMBArgs are one update's hyperparameters.
+type LAMBArgs struct {
+	LR, Beta1, Beta2, Eps float64
+	WeightDecay           float64 // decoupled; 0 for none
+	TrustRatio            bool    // LAMB's ‖w‖/‖u‖; false gives AdamW
+}
+
+// LAMB updates parameter w and its moments m, v in place from gradient g,
+// scaled by gscale (a one-element tensor, the clipping factor) when it is
+// not nil: the same update as train.Optimizer's composed ops, in two passes
+// over memory.
+func LAMB(w, g, m, v, gscale *ts.Tensor, a LAMBArgs) error {
+	if !Enabled() {
+		return loadErr
+	}
+	var s unsafe.Pointer
+	if gscale != nil {
+		s = ctensor(gscale)
+	}
+	trust := C.int(0)
+	if a.TrustRatio {
+		trust = 1
+	}
+	return cError(C.call_lamb(lambStep, ctensor(w), ctensor(g), ctensor(m), ctensor(v), s,
+		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay), trust))
+}

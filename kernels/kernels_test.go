@@ -1,0 +1,148 @@
+package kernels
+
+import (
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+)
+
+// This build must have the kernels: a broken native build would otherwise
+// only show as a slower benchmark.
+func TestKernelsLoaded(t *testing.T) {
+	if os.Getenv("ALBERT_KERNELS") != "" {
+		t.Skip("ALBERT_KERNELS is set")
+	}
+	if !Enabled() {
+		t.Fatalf("kernels not loaded: %s", Status())
+	}
+	x := ts.MustZeros([]int64{2}, gotch.Float, gotch.CPU)
+	defer x.MustDrop()
+	d := ts.MustZeros([]int64{2}, gotch.Double, gotch.CPU)
+	defer d.MustDrop()
+	if !Applies(x) || Applies(x, d) {
+		t.Fatalf("Applies(float32) = %v, Applies(float32, float64) = %v; want true, false", Applies(x), Applies(x, d))
+	}
+}
+
+func need(t *testing.T) func() {
+	t.Helper()
+	if !Enabled() {
+		t.Skip(Status())
+	}
+	return backend.LockThread()
+}
+
+// leaf is a float32 leaf tensor that requires grad, values N(0, scale²).
+func leaf(s *backend.Scope, scale float64, shape ...int64) *ts.Tensor {
+	x := s.T(ts.MustRandn(shape, gotch.Float, gotch.CPU))
+	x = s.T(x.MustMulScalar(ts.FloatScalar(scale), false))
+	return s.T(x.MustDetach(false).MustSetRequiresGrad(true, false))
+}
+
+// backward returns the gradients of Σ y·up with respect to xs.
+func backward(s *backend.Scope, y, up *ts.Tensor, xs ...*ts.Tensor) [][]float64 {
+	for _, x := range xs {
+		x.ZeroGrad()
+	}
+	loss := s.T(s.T(y.MustMul(up, false)).MustSum(gotch.Float, false))
+	loss.MustBackward()
+	var out [][]float64
+	for _, x := range xs {
+		out = append(out, backend.Float64s(s.T(x.MustGrad(false))))
+	}
+	return out
+}
+
+// close fails unless |a-b| ≤ tol·(1+|b|) everywhere.
+func close(t *testing.T, what string, a, b []float64, tol float64) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%s: %d values, want %d", what, len(a), len(b))
+	}
+	for i := range a {
+		if d := math.Abs(a[i] - b[i]); d > tol*(1+math.Abs(b[i])) || math.IsNaN(a[i]) {
+			t.Fatalf("%s[%d] = %.9g, libtorch %.9g (diff %.3g)", what, i, a[i], b[i], d)
+		}
+	}
+}
+
+func TestGeluTanhMatchesLibtorch(t *testing.T) {
+	defer need(t)()
+	var s backend.Scope
+	defer s.Free()
+	backend.Seed(1)
+	// ±12σ reaches tanh's saturated tails; 70001 is not a multiple of any vector width
+	x := leaf(&s, 4, 70001)
+	up := s.T(ts.MustRandn([]int64{70001}, gotch.Float, gotch.CPU))
+	got := s.T(must(GeluTanh(x)))
+	want := s.T(x.MustGelu("tanh", false))
+	if g, w := got.MustSize(), want.MustSize(); g[0] != w[0] || len(g) != 1 {
+		t.Fatalf("shape %v, want %v", g, w)
+	}
+	close(t, "forward", backend.Float64s(got), backend.Float64s(want), 2e-6)
+	// The derivative has 1 ± tanh terms that cancel in the tails; a few ulp
+	// of tanh there (ours or Sleef's) is ~1e-6 absolute.
+	close(t, "backward", backward(&s, got, up, x)[0], backward(&s, want, up, x)[0], 1e-5)
+}
+
+func TestMatmulMatchesLibtorch(t *testing.T) {
+	defer need(t)()
+	var s backend.Scope
+	defer s.Free()
+	backend.Seed(2)
+	// Attention's layout: q, k, v are [B,S,nh,d] views transposed to [B,nh,S,d].
+	const B, S, nh, d = 3, 7, 2, 5
+	heads := func(x *ts.Tensor) *ts.Tensor { return s.T(x.MustTranspose(1, 2, false)) }
+	q := leaf(&s, 1, B, S, nh, d)
+	k := leaf(&s, 1, B, S, nh, d)
+	kT := s.T(heads(k).MustTranspose(-1, -2, false)) // [B,nh,d,S], no copy
+	up := s.T(ts.MustRandn([]int64{B, nh, S, S}, gotch.Float, gotch.CPU))
+	got := s.T(must(Matmul(heads(q), kT)))
+	want := s.T(heads(q).MustMatmul(kT, false))
+	close(t, "4-D forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
+	gg, gw := backward(&s, got, up, q, k), backward(&s, want, up, q, k)
+	close(t, "4-D grad a", gg[0], gw[0], 1e-5)
+	close(t, "4-D grad b", gg[1], gw[1], 1e-5)
+
+	a := leaf(&s, 1, 4, 6, 3)
+	b := leaf(&s, 1, 4, 3, 5)
+	up3 := s.T(ts.MustRandn([]int64{4, 6, 5}, gotch.Float, gotch.CPU))
+	got = s.T(must(Matmul(a, b)))
+	want = s.T(a.MustMatmul(b, false))
+	close(t, "3-D forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
+	gg, gw = backward(&s, got, up3, a, b), backward(&s, want, up3, a, b)
+	close(t, "3-D grad a", gg[0], gw[0], 1e-5)
+	close(t, "3-D grad b", gg[1], gw[1], 1e-5)
+}
+
+// Bad operands come back as errors naming the kernel, not as crashes.
+func TestMatmulRejectsMismatchedShapes(t *testing.T) {
+	defer need(t)()
+	var s backend.Scope
+	defer s.Free()
+	for _, c := range []struct{ a, b []int64 }{
+		{[]int64{2, 3, 4}, []int64{2, 5, 6}},    // inner sizes
+		{[]int64{2, 3, 4}, []int64{3, 4, 6}},    // batch sizes
+		{[]int64{3, 4}, []int64{4, 6}},          // 2-D
+		{[]int64{2, 2, 3, 4}, []int64{2, 4, 6}}, // ranks differ
+	} {
+		a := s.T(ts.MustZeros(c.a, gotch.Float, gotch.CPU))
+		b := s.T(ts.MustZeros(c.b, gotch.Float, gotch.CPU))
+		if _, err := Matmul(a, b); err == nil || !strings.Contains(err.Error(), "albert_bmm") {
+			t.Errorf("%v @ %v: err = %v, want an albert_bmm error", c.a, c.b, err)
+		}
+	}
+}
+
+func must(t *ts.Tensor, err error) *ts.Tensor {
+	if err != nil {
+		panic(err)
+	}
+	return t
+}

@@ -1,0 +1,328 @@
+// Fused CPU kernels for the three places where libtorch 1.13's eager ops
+// leave the most time on the table in an ALBERT training step (see
+// kernels/kernels.go and bench/RESULTS.md for the measurements):
+//
+//   albert_gelu_tanh  the tanh-approximated GELU, forward and backward, with a
+//                     rational tanh (Sleef's tanhf was ~8% of a tiny step);
+//   albert_bmm        batched matmul for attention, one single-threaded GEMM
+//                     per (batch, head) spread over the intra-op threads (libtorch
+//                     without MKL loops over the batch calling a 2-thread GEMM
+//                     on 128×64×128 blocks: ~60 GFLOP/s of a 220 ceiling);
+//   albert_lamb       one LAMB/AdamW update of one parameter in two passes over
+//                     memory instead of ~15 tensor ops (which each make one).
+//
+// The C ABI takes and returns gotch's tensor handles (torch::Tensor*). Each
+// function returns NULL, or an error message the caller frees with free().
+// torchbuild compiles this file into libalbert_kernels.so next to libtch.so.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+namespace {
+
+// The elementwise loops are compiled three times, for AVX-512, AVX2+FMA and
+// the baseline, and the best one the CPU supports is picked at first call
+// (gcc's target_clones matches exact CPU models for "arch=", so it fell back
+// to the scalar baseline on this Xeon). The _body functions hold the code.
+#define ALBERT_INLINE inline __attribute__((always_inline))
+#define ALBERT_AVX512 "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"
+
+int cpu_level() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq"))
+    return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+  return 0;
+}
+
+#define ALBERT_MULTIVERSION(name, params, args)                                  \
+  __attribute__((target(ALBERT_AVX512))) void name##_avx512 params { name##_body args; } \
+  __attribute__((target("avx2,fma"))) void name##_avx2 params { name##_body args; }      \
+  void name##_base params { name##_body args; }                                  \
+  void name params {                                                             \
+    static const int level = cpu_level();                                        \
+    if (level == 2) return name##_avx512 args;                                   \
+    if (level == 1) return name##_avx2 args;                                     \
+    name##_base args;                                                            \
+  }
+
+// ---------------------------------------------------------------- GELU (tanh)
+
+constexpr float kBeta = 0.7978845608028654f;  // √(2/π)
+constexpr float kKappa = 0.044715f;
+
+// fast_tanh is Eigen's float rational approximation (13/6), accurate to a few
+// ulp; it vectorizes, where libm's and Sleef's tanhf are far slower.
+ALBERT_INLINE float fast_tanh(float x) {
+  const float c = 7.90531110763549805f;
+  x = x < -c ? -c : (x > c ? c : x);
+  const float x2 = x * x;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = p * x;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return p / q;
+}
+
+ALBERT_INLINE void gelu_fwd_body(const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i];
+    const float t = fast_tanh(kBeta * (v + kKappa * v * v * v));
+    y[i] = 0.5f * v * (1.0f + t);
+  }
+}
+ALBERT_MULTIVERSION(gelu_fwd, (const float* x, float* y, int64_t n), (x, y, n))
+
+ALBERT_INLINE void gelu_bwd_body(const float* x, const float* g, float* dx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i];
+    const float v2 = v * v;
+    const float t = fast_tanh(kBeta * (v + kKappa * v2 * v));
+    const float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kBeta * (1.0f + 3.0f * kKappa * v2);
+    dx[i] = g[i] * d;
+  }
+}
+ALBERT_MULTIVERSION(gelu_bwd, (const float* x, const float* g, float* dx, int64_t n), (x, g, dx, n))
+
+constexpr int64_t kGrain = 1 << 14;  // elements per task at least
+
+at::Tensor gelu_tanh_forward(const at::Tensor& x) {
+  auto xc = x.contiguous();
+  auto y = at::empty_like(xc);
+  const float* xp = xc.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, xc.numel(), kGrain, [&](int64_t lo, int64_t hi) { gelu_fwd(xp + lo, yp + lo, hi - lo); });
+  return y;
+}
+
+at::Tensor gelu_tanh_backward(const at::Tensor& x, const at::Tensor& g) {
+  auto xc = x.contiguous();
+  auto gc = g.contiguous();
+  auto dx = at::empty_like(xc);
+  const float* xp = xc.data_ptr<float>();
+  const float* gp = gc.data_ptr<float>();
+  float* dp = dx.data_ptr<float>();
+  at::parallel_for(0, xc.numel(), kGrain, [&](int64_t lo, int64_t hi) { gelu_bwd(xp + lo, gp + lo, dp + lo, hi - lo); });
+  return dx;
+}
+
+struct GeluTanh : public torch::autograd::Function<GeluTanh> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return gelu_tanh_forward(x);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto x = ctx->get_saved_variables()[0];
+    return {gelu_tanh_backward(x, grads[0])};
+  }
+};
+
+// ------------------------------------------------------------ batched matmul
+
+// bmm_parallel computes a[i] @ b[i] for every batch index i of 3-D or 4-D
+// operands with the same leading dimensions, any strides. Each block is one
+// GEMM on one thread: inside an OpenMP parallel region OpenBLAS runs
+// single-threaded, so the threads split the batch instead of each block.
+at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
+  TORCH_CHECK(a.dim() == b.dim() && (a.dim() == 3 || a.dim() == 4), "albert_bmm: want two 3-D or 4-D tensors, got ", a.sizes(), " and ", b.sizes());
+  TORCH_CHECK(a.size(-1) == b.size(-2), "albert_bmm: inner sizes differ: ", a.sizes(), " @ ", b.sizes());
+  for (int64_t d = 0; d < a.dim() - 2; d++) {
+    TORCH_CHECK(a.size(d) == b.size(d), "albert_bmm: batch sizes differ: ", a.sizes(), " @ ", b.sizes());
+  }
+  std::vector<int64_t> shape(a.sizes().begin(), a.sizes().end());
+  shape.back() = b.size(-1);
+  auto out = at::empty(shape, a.options());
+  const int64_t inner = a.dim() == 4 ? a.size(1) : 1;
+  const int64_t n = a.size(0) * inner;
+  auto block = [inner](const at::Tensor& t, int64_t i) {
+    return t.dim() == 4 ? t.select(0, i / inner).select(0, i % inner) : t.select(0, i);
+  };
+  at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+    at::NoGradGuard no_grad;  // OpenMP workers start with grad mode on
+    for (int64_t i = lo; i < hi; i++) {
+      auto o = block(out, i);
+      at::mm_out(o, block(a, i), block(b, i));
+    }
+  });
+  return out;
+}
+
+struct BMM : public torch::autograd::Function<BMM> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return bmm_parallel(a.detach(), b.detach());
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto a = saved[0].detach(), b = saved[1].detach();
+    auto g = grads[0].detach();
+    at::Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) ga = bmm_parallel(g, b.transpose(-1, -2));
+    if (ctx->needs_input_grad(1)) gb = bmm_parallel(a.transpose(-1, -2), g);
+    return {ga, gb};
+  }
+};
+
+// ---------------------------------------------------------------------- LAMB
+
+constexpr int64_t kChunk = 1 << 15;  // fixed, so the norms do not depend on the thread count
+
+struct LambArgs {
+  float c1, c2, eps, wd, gscale;
+  bool decay;
+};
+
+// lamb_moments updates m and v in place and returns Σw² and Σu² over the
+// range, u = m/(√v+ε) + wd·w.
+ALBERT_INLINE void lamb_moments_body(const float* g, float* m, float* v, const float* w, int64_t n, LambArgs a, double* wsq, double* usq) {
+  double ws = 0, us = 0;
+#pragma omp simd reduction(+ : ws, us)
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i] * a.gscale;
+    const float mi = m[i] + a.c1 * (gi - m[i]);  // m.lerp_(g, 1-β1)
+    const float vi = v[i] + a.c2 * (gi * gi - v[i]);
+    m[i] = mi;
+    v[i] = vi;
+    const float u = mi / (std::sqrt(vi) + a.eps) + (a.decay ? a.wd * w[i] : 0.0f);
+    ws += double(w[i]) * w[i];
+    us += double(u) * u;
+  }
+  *wsq = ws;
+  *usq = us;
+}
+ALBERT_MULTIVERSION(lamb_moments, (const float* g, float* m, float* v, const float* w, int64_t n, LambArgs a, double* wsq, double* usq), (g, m, v, w, n, a, wsq, usq))
+
+ALBERT_INLINE void lamb_apply_body(const float* m, const float* v, float* w, int64_t n, LambArgs a, float scale) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float u = m[i] / (std::sqrt(v[i]) + a.eps) + (a.decay ? a.wd * w[i] : 0.0f);
+    w[i] += scale * u;
+  }
+}
+ALBERT_MULTIVERSION(lamb_apply, (const float* m, const float* v, float* w, int64_t n, LambArgs a, float scale), (m, v, w, n, a, scale))
+
+void check_lamb_operand(const at::Tensor& t, const at::Tensor& w, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_lamb: ", name, " must be a CPU float tensor");
+  TORCH_CHECK(t.is_contiguous(), "albert_lamb: ", name, " must be contiguous");
+  TORCH_CHECK(t.sizes() == w.sizes(), "albert_lamb: ", name, " has shape ", t.sizes(), ", parameter ", w.sizes());
+}
+
+void lamb(at::Tensor& w, const at::Tensor& g0, at::Tensor& m, at::Tensor& v, const at::Tensor* gscale, double lr,
+          double beta1, double beta2, double eps, double wd, bool trust) {
+  at::Tensor g = g0.contiguous();
+  check_lamb_operand(w, w, "the parameter");
+  check_lamb_operand(g, w, "the gradient");
+  check_lamb_operand(m, w, "m");
+  check_lamb_operand(v, w, "v");
+  LambArgs a{float(1 - beta1), float(1 - beta2), float(eps), float(wd), 1.0f, wd != 0};
+  if (gscale != nullptr) a.gscale = gscale->item<float>();
+  const int64_t n = w.numel();
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> wsq(chunks), usq(chunks);
+  float* wp = w.data_ptr<float>();
+  float* mp = m.data_ptr<float>();
+  float* vp = v.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  at::parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; c++) {
+      const int64_t off = c * kChunk, len = std::min(kChunk, n - off);
+      lamb_moments(gp + off, mp + off, vp + off, wp + off, len, a, &wsq[c], &usq[c]);
+    }
+  });
+  double ratio = 1;
+  if (trust) {
+    double ws = 0, us = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+      ws += wsq[c];
+      us += usq[c];
+    }
+    if (ws > 0 && us > 0) ratio = std::sqrt(ws) / std::sqrt(us);
+  }
+  const float scale = float(-lr * ratio);
+  at::parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; c++) {
+      const int64_t off = c * kChunk, len = std::min(kChunk, n - off);
+      lamb_apply(mp + off, vp + off, wp + off, len, a, scale);
+    }
+  });
+}
+
+char* error_copy(const char* msg) {
+  char* e = static_cast<char*>(std::malloc(std::strlen(msg) + 1));
+  std::strcpy(e, msg);
+  return e;
+}
+
+}  // namespace
+
+#define ALBERT_GUARD(body)               \
+  try {                                  \
+    body;                                \
+    return nullptr;                      \
+  } catch (const c10::Error& e) {        \
+    return error_copy(e.what_without_backtrace()); \
+  } catch (const std::exception& e) {    \
+    return error_copy(e.what());         \
+  }
+
+extern "C" {
+
+// albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks it.
+int albert_kernels_abi() { return 1; }
+
+// albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
+char* albert_gelu_tanh(void* x, void** out) {
+  ALBERT_GUARD({
+    const auto& t = *static_cast<at::Tensor*>(x);
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_gelu_tanh: want a CPU float tensor");
+    *out = new at::Tensor(GeluTanh::apply(t));
+  })
+}
+
+// albert_bmm sets *out to a @ b over the leading (batch) dimensions of two
+// 3-D or 4-D CPU tensors of one floating dtype, differentiable.
+char* albert_bmm(void* a, void* b, void** out) {
+  ALBERT_GUARD({
+    const auto& ta = *static_cast<at::Tensor*>(a);
+    const auto& tb = *static_cast<at::Tensor*>(b);
+    TORCH_CHECK(ta.device().is_cpu() && tb.device().is_cpu(), "albert_bmm: want CPU tensors");
+    TORCH_CHECK(ta.scalar_type() == tb.scalar_type(), "albert_bmm: dtypes differ");
+    *out = new at::Tensor(BMM::apply(ta, tb));
+  })
+}
+
+// albert_lamb applies one LAMB (trust != 0) or AdamW update to parameter w
+// in place from gradient g (times *gscale when gscale is not NULL, the
+// clipping factor) and moments m, v; wd is the decoupled weight decay (0:
+// none). Everything is CPU float32 and contiguous (g may be strided).
+char* albert_lamb(void* w, void* g, void* m, void* v, void* gscale, double lr, double beta1, double beta2,
+                  double eps, double wd, int trust) {
+  ALBERT_GUARD({
+    at::NoGradGuard no_grad;
+    lamb(*static_cast<at::Tensor*>(w), *static_cast<at::Tensor*>(g), *static_cast<at::Tensor*>(m),
+         *static_cast<at::Tensor*>(v), static_cast<at::Tensor*>(gscale), lr, beta1, beta2, eps, wd, trust != 0);
+  })
+}
+
+}  // extern "C"
