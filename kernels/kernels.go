@@ -1,5 +1,6 @@
 // Package kernels binds the fused CPU kernels of native/cpp/albert_kernels.cpp:
-// the tanh GELU, batched matmul for attention, and the LAMB/AdamW update.
+// the tanh GELU, batched matmul for attention, dropout, and the LAMB/AdamW
+// update.
 // They replace chains of libtorch eager ops that, on the CPU, cost far more
 // than their arithmetic (bench/RESULTS.md has the per-op profile).
 //
@@ -19,6 +20,7 @@ package kernels
 typedef int (*abi_fn)(void);
 typedef char *(*unary_fn)(void *, void **);
 typedef char *(*binary_fn)(void *, void *, void **);
+typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
 typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
 
 static void *open_kernels(const char *name, char **err) {
@@ -29,6 +31,7 @@ static void *open_kernels(const char *name, char **err) {
 static int call_abi(void *f) { return ((abi_fn)f)(); }
 static char *call_unary(void *f, void *x, void **out) { return ((unary_fn)f)(x, out); }
 static char *call_binary(void *f, void *a, void *b, void **out) { return ((binary_fn)f)(a, b, out); }
+static char *call_dropout(void *f, void *x, double p, unsigned long long key, void **out) { return ((dropout_fn)f)(x, p, key, out); }
 static char *call_lamb(void *f, void *w, void *g, void *m, void *v, void *s, double lr, double b1, double b2, double eps, double wd, int trust) {
 	return ((lamb_fn)f)(w, g, m, v, s, lr, b1, b2, eps, wd, trust);
 }
@@ -50,13 +53,14 @@ import (
 )
 
 // abi is the C ABI version this package speaks (albert_kernels_abi).
-const abi = 1
+const abi = 2
 
 var (
 	once     sync.Once
 	loadErr  error
 	gelu     unsafe.Pointer
 	bmm      unsafe.Pointer
+	drop     unsafe.Pointer
 	lambStep unsafe.Pointer
 )
 
@@ -80,12 +84,14 @@ func load() {
 			return C.dlsym(h, cn)
 		}
 		ver := sym("albert_kernels_abi")
-		gelu, bmm, lambStep = sym("albert_gelu_tanh"), sym("albert_bmm"), sym("albert_lamb")
+		gelu, bmm, drop, lambStep = sym("albert_gelu_tanh"), sym("albert_bmm"), sym("albert_dropout"), sym("albert_lamb")
 		switch {
-		case ver == nil || gelu == nil || bmm == nil || lambStep == nil:
-			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
+		case ver == nil:
+			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
 		case C.call_abi(ver) != abi:
 			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
+		case gelu == nil || bmm == nil || drop == nil || lambStep == nil:
+			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
 		}
 	})
 }
@@ -158,6 +164,22 @@ func Matmul(a, b *ts.Tensor) (*ts.Tensor, error) {
 	}
 	var out unsafe.Pointer
 	cerr := C.call_binary(bmm, ctensor(a), ctensor(b), &out)
+	return result(cerr, out)
+}
+
+// Dropout is inverted dropout of x with drop probability p, differentiable:
+// each element is kept with probability 1-p and scaled by 1/(1-p). The
+// keep mask is a function of key, the same SplitMix64 stream as
+// model/dropout.go's Go mask (element 2j and 2j+1 take the low and high 32
+// bits of output j; kept when ≥ round(p·2³²)), so both paths draw the same
+// masks. It is drawn and applied in one pass and kept for backward as one
+// byte per element.
+func Dropout(x *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
+	if !Enabled() {
+		return nil, loadErr
+	}
+	var out unsafe.Pointer
+	cerr := C.call_dropout(drop, ctensor(x), C.double(p), C.ulonglong(key), &out)
 	return result(cerr, out)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/kernels"
 )
 
 // dropout zeroes each element of x with probability p and scales the rest
@@ -22,14 +23,19 @@ import (
 // while a counter-based generator fills the same mask in about 1 ms. The
 // generator is keyed by a 64-bit draw from libtorch's generator, so masks
 // stay a function of backend.Seed: same seed, same masks (the loop seeds
-// every step, so resumed runs still match). On CUDA, libtorch's fused
-// kernel is used.
+// every step, so resumed runs still match). With the fused kernels loaded,
+// kernels.Dropout draws the same mask in C++ and applies it in the same
+// pass, keeping it for backward as bytes rather than floats. On CUDA,
+// libtorch's fused kernel is used.
 func dropout(s *backend.Scope, x *ts.Tensor, p float64, train bool) *ts.Tensor {
 	if !train || p == 0 {
 		return x
 	}
 	if x.MustDevice().IsCuda() {
 		return s.T(ts.MustDropout(x, p, true))
+	}
+	if kernels.Applies(x) { // the same mask, drawn and applied in one pass
+		return s.T(mustKernel(kernels.Dropout(x, p, torchSeed(s))))
 	}
 	mask := s.T(ts.MustEmpty(x.MustSize(), gotch.Float, gotch.CPU))
 	n := mask.Numel()

@@ -3,11 +3,13 @@ package model
 import (
 	"math"
 	"testing"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/kernels"
 )
 
 // The Go-drawn mask is inverted dropout: a fraction p of zeros, the rest
@@ -89,5 +91,43 @@ func BenchmarkKeepMask(b *testing.B) {
 	b.SetBytes(4 << 20)
 	for i := 0; i < b.N; i++ {
 		fillKeepMask(m, 0.1, uint64(i))
+	}
+}
+
+// kernels.Dropout draws fillKeepMask's mask: the fused and the Go-mask
+// paths give bit-identical outputs and gradients for the same key.
+func TestFusedDropoutMatchesGoMask(t *testing.T) {
+	defer lockThread()()
+	if !kernels.Enabled() {
+		t.Skip(kernels.Status())
+	}
+	var s backend.Scope
+	defer s.Free()
+	const p, n, key = 0.1, 100_003, uint64(0xfeedbeef12345)
+	backend.Seed(9)
+	x := s.T(s.T(ts.MustRandn([]int64{n}, gotch.Float, gotch.CPU)).MustSetRequiresGrad(true, false))
+	up := s.T(ts.MustRandn([]int64{n}, gotch.Float, gotch.CPU))
+	mask := s.T(ts.MustEmpty([]int64{n}, gotch.Float, gotch.CPU))
+	fillKeepMask(unsafe.Slice((*float32)(mask.MustDataPtr()), n), p, key)
+	grad := func(y *ts.Tensor) []float64 {
+		x.ZeroGrad()
+		s.T(s.T(y.MustMul(up, false)).MustSum(gotch.Float, false)).MustBackward()
+		return backend.Float64s(s.T(x.MustGrad(false)))
+	}
+	fused, err := kernels.Dropout(x, p, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.T(fused)
+	composed := s.T(x.MustMul(mask, false))
+	fy, cy := backend.Float64s(fused), backend.Float64s(composed)
+	fg, cg := grad(fused), grad(composed)
+	for i := range fy {
+		if fy[i] != cy[i] || fg[i] != cg[i] {
+			t.Fatalf("element %d: fused y %g grad %g, Go mask y %g grad %g", i, fy[i], fg[i], cy[i], cg[i])
+		}
+	}
+	if _, err := kernels.Dropout(x, 1, key); err == nil {
+		t.Fatal("p = 1 accepted")
 	}
 }

@@ -8,6 +8,8 @@
 //                     per (batch, head) spread over the intra-op threads (libtorch
 //                     without MKL loops over the batch calling a 2-thread GEMM
 //                     on 128×64×128 blocks: ~60 GFLOP/s of a 220 ceiling);
+//   albert_dropout    inverted dropout with model/dropout.go's counter-based
+//                     mask, drawn and applied in one pass, saved as bytes;
 //   albert_lamb       one LAMB/AdamW update of one parameter in two passes over
 //                     memory instead of ~15 tensor ops (which each make one).
 //
@@ -184,6 +186,74 @@ struct BMM : public torch::autograd::Function<BMM> {
   }
 };
 
+// ------------------------------------------------------------------- dropout
+
+// The keep mask is the one model/dropout.go's fillKeepMask draws, bit for
+// bit: pair j of elements (2j, 2j+1) takes the low and high 32 bits of
+// SplitMix64 output j of the stream keyed by key, and an element is kept
+// when its 32 bits are ≥ thresh = round(p·2³²). Kept elements are scaled by
+// float(1/(1-p)). The mask is saved as one byte per element for backward
+// (the composed version saved a float32 mask).
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+ALBERT_INLINE uint64_t splitmix(uint64_t x) {
+  x += kGolden;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// dropout_fwd_body handles elements [lo, hi). Element i takes half i&1 of
+// output i>>1 (each output is hashed twice, which keeps the loop free of
+// control flow so it vectorizes). y = x·m with m = scale or 0, as x·mask.
+ALBERT_INLINE void dropout_fwd_body(const float* x, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key,
+                                    uint32_t thresh, float scale) {
+#pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    const uint64_t r = splitmix(key + uint64_t(i >> 1) * kGolden);
+    const uint32_t u = (i & 1) ? uint32_t(r >> 32) : uint32_t(r);
+    const bool k = u >= thresh;
+    keep[i] = k;
+    y[i] = x[i] * (k ? scale : 0.0f);
+  }
+}
+ALBERT_MULTIVERSION(dropout_fwd, (const float* x, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key, uint32_t thresh, float scale), (x, y, keep, lo, hi, key, thresh, scale))
+
+ALBERT_INLINE void dropout_bwd_body(const float* g, const uint8_t* keep, float* dx, int64_t n, float scale) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) dx[i] = g[i] * (keep[i] ? scale : 0.0f);
+}
+ALBERT_MULTIVERSION(dropout_bwd, (const float* g, const uint8_t* keep, float* dx, int64_t n, float scale), (g, keep, dx, n, scale))
+
+struct Dropout : public torch::autograd::Function<Dropout> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double p, int64_t key) {
+    auto xc = x.contiguous();
+    auto y = at::empty_like(xc);
+    auto keep = at::empty(xc.sizes(), xc.options().dtype(at::kByte));
+    const int64_t n = xc.numel();
+    const auto thresh = uint32_t(std::nearbyint(p * 4294967296.0));
+    const float scale = float(1 / (1 - p));
+    const float* xp = xc.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    uint8_t* kp = keep.data_ptr<uint8_t>();
+    at::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) { dropout_fwd(xp, yp, kp, lo, hi, uint64_t(key), thresh, scale); });
+    ctx->save_for_backward({keep});
+    ctx->saved_data["scale"] = double(scale);
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto keep = ctx->get_saved_variables()[0];
+    const float scale = float(ctx->saved_data["scale"].toDouble());
+    auto g = grads[0].contiguous();
+    auto dx = at::empty_like(g);
+    const float* gp = g.data_ptr<float>();
+    const uint8_t* kp = keep.data_ptr<uint8_t>();
+    float* dp = dx.data_ptr<float>();
+    at::parallel_for(0, g.numel(), kGrain, [&](int64_t lo, int64_t hi) { dropout_bwd(gp + lo, kp + lo, dp + lo, hi - lo, scale); });
+    return {dx, at::Tensor(), at::Tensor()};
+  }
+};
+
 // ---------------------------------------------------------------------- LAMB
 
 constexpr int64_t kChunk = 1 << 15;  // fixed, so the norms do not depend on the thread count
@@ -289,7 +359,7 @@ char* error_copy(const char* msg) {
 extern "C" {
 
 // albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks it.
-int albert_kernels_abi() { return 1; }
+int albert_kernels_abi() { return 2; }
 
 // albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
 char* albert_gelu_tanh(void* x, void** out) {
@@ -297,6 +367,18 @@ char* albert_gelu_tanh(void* x, void** out) {
     const auto& t = *static_cast<at::Tensor*>(x);
     TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_gelu_tanh: want a CPU float tensor");
     *out = new at::Tensor(GeluTanh::apply(t));
+  })
+}
+
+// albert_dropout sets *out to inverted dropout of x (CPU float32) with drop
+// probability p and the keep mask of SplitMix64 stream key (see above),
+// differentiable.
+char* albert_dropout(void* x, double p, uint64_t key, void** out) {
+  ALBERT_GUARD({
+    const auto& t = *static_cast<at::Tensor*>(x);
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_dropout: want a CPU float tensor");
+    TORCH_CHECK(p >= 0 && p < 1, "albert_dropout: p = ", p, " is not in [0, 1)");
+    *out = new at::Tensor(Dropout::apply(t, p, int64_t(key)));
   })
 }
 
