@@ -102,9 +102,7 @@ func Build(ctx context.Context, o Options) (Manifest, bool, error) {
 				return Manifest{}, false, err
 			}
 		}
-		if _, err := buildKernels(ctx, o, lt, m.LibDir); err != nil {
-			return Manifest{}, false, err
-		}
+		kernelsOrWarn(ctx, o, lt, m.LibDir)
 		return m, true, nil
 	}
 
@@ -143,9 +141,7 @@ func Build(ctx context.Context, o Options) (Manifest, bool, error) {
 	if err := b.compileAndLink(ctx, filepath.Join(libDir, "libtch.so")); err != nil {
 		return Manifest{}, false, err
 	}
-	if _, err := buildKernels(ctx, o, lt, libDir); err != nil {
-		return Manifest{}, false, err
-	}
+	kernelsOrWarn(ctx, o, lt, libDir)
 	if !o.NoGoModule {
 		m.GotchModule = filepath.Join(dir, "gotch")
 		if err := writeGoModule(o.GotchDir, m.GotchModule, libDir); err != nil {

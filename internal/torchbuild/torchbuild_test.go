@@ -1,6 +1,7 @@
 package torchbuild
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,5 +150,21 @@ func TestDropBallastOnPinnedGotch(t *testing.T) {
 	}
 	if _, err := dropBallast(src); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A kernels build that fails leaves no library or stamp behind and only
+// warns: the wrapper is usable without the kernels.
+func TestKernelsBuildFailureWarns(t *testing.T) {
+	lib := t.TempDir()
+	var log strings.Builder
+	kernelsOrWarn(context.Background(), Options{CXX: "false", Log: &log}, Libtorch{LibDir: "/nonexistent"}, lib)
+	if !strings.Contains(log.String(), "torchbuild: warning:") || !strings.Contains(log.String(), "composed libtorch ops") {
+		t.Fatalf("log = %q, want a warning naming the fallback", log.String())
+	}
+	for _, name := range []string{kernelsStamp, "libalbert_kernels.so"} {
+		if _, err := os.Stat(filepath.Join(lib, name)); err == nil {
+			t.Errorf("%s written by a failed build", name)
+		}
 	}
 }
