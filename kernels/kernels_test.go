@@ -59,8 +59,8 @@ func backward(s *backend.Scope, y, up *ts.Tensor, xs ...*ts.Tensor) [][]float64 
 	return out
 }
 
-// close fails unless |a-b| ≤ tol·(1+|b|) everywhere.
-func close(t *testing.T, what string, a, b []float64, tol float64) {
+// near fails unless |a-b| ≤ tol·(1+|b|) everywhere.
+func near(t *testing.T, what string, a, b []float64, tol float64) {
 	t.Helper()
 	if len(a) != len(b) {
 		t.Fatalf("%s: %d values, want %d", what, len(a), len(b))
@@ -85,10 +85,10 @@ func TestGeluTanhMatchesLibtorch(t *testing.T) {
 	if g, w := got.MustSize(), want.MustSize(); g[0] != w[0] || len(g) != 1 {
 		t.Fatalf("shape %v, want %v", g, w)
 	}
-	close(t, "forward", backend.Float64s(got), backend.Float64s(want), 2e-6)
+	near(t, "forward", backend.Float64s(got), backend.Float64s(want), 2e-6)
 	// The derivative has 1 ± tanh terms that cancel in the tails; a few ulp
 	// of tanh there (ours or Sleef's) is ~1e-6 absolute.
-	close(t, "backward", backward(&s, got, up, x)[0], backward(&s, want, up, x)[0], 1e-5)
+	near(t, "backward", backward(&s, got, up, x)[0], backward(&s, want, up, x)[0], 1e-5)
 }
 
 func TestMatmulMatchesLibtorch(t *testing.T) {
@@ -105,20 +105,20 @@ func TestMatmulMatchesLibtorch(t *testing.T) {
 	up := s.T(ts.MustRandn([]int64{B, nh, S, S}, gotch.Float, gotch.CPU))
 	got := s.T(must(Matmul(heads(q), kT)))
 	want := s.T(heads(q).MustMatmul(kT, false))
-	close(t, "4-D forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
+	near(t, "4-D forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
 	gg, gw := backward(&s, got, up, q, k), backward(&s, want, up, q, k)
-	close(t, "4-D grad a", gg[0], gw[0], 1e-5)
-	close(t, "4-D grad b", gg[1], gw[1], 1e-5)
+	near(t, "4-D grad a", gg[0], gw[0], 1e-5)
+	near(t, "4-D grad b", gg[1], gw[1], 1e-5)
 
 	a := leaf(&s, 1, 4, 6, 3)
 	b := leaf(&s, 1, 4, 3, 5)
 	up3 := s.T(ts.MustRandn([]int64{4, 6, 5}, gotch.Float, gotch.CPU))
 	got = s.T(must(Matmul(a, b)))
 	want = s.T(a.MustMatmul(b, false))
-	close(t, "3-D forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
+	near(t, "3-D forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
 	gg, gw = backward(&s, got, up3, a, b), backward(&s, want, up3, a, b)
-	close(t, "3-D grad a", gg[0], gw[0], 1e-5)
-	close(t, "3-D grad b", gg[1], gw[1], 1e-5)
+	near(t, "3-D grad a", gg[0], gw[0], 1e-5)
+	near(t, "3-D grad b", gg[1], gw[1], 1e-5)
 }
 
 // Bad operands come back as errors naming the kernel, not as crashes.
