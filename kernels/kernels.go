@@ -1,6 +1,6 @@
 // Package kernels binds the fused CPU kernels of native/cpp/albert_kernels.cpp:
-// the tanh GELU, batched matmul for attention, dropout, and the LAMB/AdamW
-// update.
+// the tanh GELU, batched matmul and softmax-with-dropout for attention,
+// dropout, and the LAMB/AdamW update.
 // They replace chains of libtorch eager ops that, on the CPU, cost far more
 // than their arithmetic (bench/RESULTS.md has the per-op profile).
 //
@@ -21,6 +21,7 @@ typedef int (*abi_fn)(void);
 typedef char *(*unary_fn)(void *, void **);
 typedef char *(*binary_fn)(void *, void *, void **);
 typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
+typedef char *(*softmax_dropout_fn)(void *, void *, double, double, unsigned long long, void **);
 typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
 
 static void *open_kernels(const char *name, char **err) {
@@ -32,6 +33,9 @@ static int call_abi(void *f) { return ((abi_fn)f)(); }
 static char *call_unary(void *f, void *x, void **out) { return ((unary_fn)f)(x, out); }
 static char *call_binary(void *f, void *a, void *b, void **out) { return ((binary_fn)f)(a, b, out); }
 static char *call_dropout(void *f, void *x, double p, unsigned long long key, void **out) { return ((dropout_fn)f)(x, p, key, out); }
+static char *call_softmax_dropout(void *f, void *s, void *m, double scale, double p, unsigned long long key, void **out) {
+	return ((softmax_dropout_fn)f)(s, m, scale, p, key, out);
+}
 static char *call_lamb(void *f, void *w, void *g, void *m, void *v, void *s, double lr, double b1, double b2, double eps, double wd, int trust) {
 	return ((lamb_fn)f)(w, g, m, v, s, lr, b1, b2, eps, wd, trust);
 }
@@ -53,7 +57,7 @@ import (
 )
 
 // abi is the C ABI version this package speaks (albert_kernels_abi).
-const abi = 2
+const abi = 3
 
 var (
 	once     sync.Once
@@ -61,6 +65,7 @@ var (
 	gelu     unsafe.Pointer
 	bmm      unsafe.Pointer
 	drop     unsafe.Pointer
+	softDrop unsafe.Pointer
 	lambStep unsafe.Pointer
 )
 
@@ -85,12 +90,13 @@ func load() {
 		}
 		ver := sym("albert_kernels_abi")
 		gelu, bmm, drop, lambStep = sym("albert_gelu_tanh"), sym("albert_bmm"), sym("albert_dropout"), sym("albert_lamb")
+		softDrop = sym("albert_softmax_dropout")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
 		case C.call_abi(ver) != abi:
 			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
-		case gelu == nil || bmm == nil || drop == nil || lambStep == nil:
+		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil:
 			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
 		}
 	})
@@ -180,6 +186,21 @@ func Dropout(x *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
 	}
 	var out unsafe.Pointer
 	cerr := C.call_dropout(drop, ctensor(x), C.double(p), C.ulonglong(key), &out)
+	return result(cerr, out)
+}
+
+// SoftmaxDropout is attention's probabilities, dropout(softmax(scale·scores
+// + mask)) over the last dimension, differentiable in scores: scores
+// [B, nh, S, S], mask the additive [B,1,1,S] padding mask, and the dropout
+// mask that Dropout draws for key (p = 0: none). One pass per row forward
+// and one backward, where the composed ops make five passes over the
+// largest activations of a small model.
+func SoftmaxDropout(scores, mask *ts.Tensor, scale, p float64, key uint64) (*ts.Tensor, error) {
+	if !Enabled() {
+		return nil, loadErr
+	}
+	var out unsafe.Pointer
+	cerr := C.call_softmax_dropout(softDrop, ctensor(scores), ctensor(mask), C.double(scale), C.double(p), C.ulonglong(key), &out)
 	return result(cerr, out)
 }
 

@@ -146,3 +146,43 @@ func must(t *ts.Tensor, err error) *ts.Tensor {
 	}
 	return t
 }
+
+// SoftmaxDropout is softmax(scale·scores + mask) followed by Dropout with
+// the same key: the same kept elements, values and gradients to float
+// rounding, padding (-10000) included; with p = 0 it is the plain softmax.
+func TestSoftmaxDropoutMatchesComposed(t *testing.T) {
+	defer need(t)()
+	var s backend.Scope
+	defer s.Free()
+	backend.Seed(4)
+	const B, nh, S, scale, key = 3, 2, 37, 0.125, uint64(77)
+	scores := leaf(&s, 8, B, nh, S, S)
+	m := make([]float32, B*S)
+	for i := range m {
+		if i%S >= S-5 && i/S != 0 { // padding at the end of every sequence but the first
+			m[i] = -10000
+		}
+	}
+	mask := s.T(s.T(ts.MustOfSlice(m)).MustView([]int64{B, 1, 1, S}, false))
+	up := s.T(ts.MustRandn([]int64{B, nh, S, S}, gotch.Float, gotch.CPU))
+	for _, p := range []float64{0, 0.1} {
+		got := s.T(must(SoftmaxDropout(scores, mask, scale, p, key)))
+		x := s.T(s.T(scores.MustMulScalar(ts.FloatScalar(scale), false)).MustAdd(mask, false))
+		want := s.T(x.MustSoftmax(-1, gotch.Float, false))
+		if p > 0 {
+			want = s.T(must(Dropout(want, p, key)))
+		}
+		g, w := backend.Float64s(got), backend.Float64s(want)
+		for i := range g {
+			if (g[i] == 0) != (w[i] == 0) {
+				t.Fatalf("p=%g: element %d is %g, composed %g (different dropout mask?)", p, i, g[i], w[i])
+			}
+		}
+		near(t, "forward", g, w, 1e-6)
+		near(t, "backward", backward(&s, got, up, scores)[0], backward(&s, want, up, scores)[0], 1e-5)
+	}
+	bad := s.T(ts.MustZeros([]int64{B + 1, 1, 1, S}, gotch.Float, gotch.CPU))
+	if _, err := SoftmaxDropout(scores, bad, scale, 0, key); err == nil || !strings.Contains(err.Error(), "albert_softmax_dropout") {
+		t.Fatalf("mask of the wrong size: err = %v", err)
+	}
+}

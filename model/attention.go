@@ -41,19 +41,39 @@ func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool)
 		y := s.T(ts.MustLinear(x, w, bias))
 		return s.T(s.T(y.MustView([]int64{B, S, nh, d}, false)).MustTranspose(1, 2, false))
 	}
-	q := s.T(heads(a.QW, a.QB).MustMulScalar(a.scale, false))
+	q := heads(a.QW, a.QB)
 	k := heads(a.KW, a.KB)
 	v := heads(a.VW, a.VB)
-	scores := matmul(s, q, s.T(k.MustTranspose(-1, -2, false))) // [B,nh,S,S]
-	scores = s.T(scores.MustAdd(maskAdd, false))
-	probs := s.T(scores.MustSoftmax(-1, scores.DType(), false))
-	probs = dropout(s, probs, a.cfg.AttentionDropout, train)
+	scores := matmul(s, q, s.T(k.MustTranspose(-1, -2, false))) // [B,nh,S,S], unscaled
+	probs := a.probs(s, scores, maskAdd, train)
 	ctx := matmul(s, probs, v) // [B,nh,S,d]
 	ctx = s.T(s.T(ctx.MustTranspose(1, 2, false)).MustReshape([]int64{B, S, H}, false))
 	out := s.T(ts.MustLinear(ctx, a.OW, a.OB))
 	out = dropout(s, out, a.cfg.HiddenDropout, train)
 	out = s.T(out.MustAdd(x, false))
 	return s.T(ts.MustLayerNorm(out, []int64{H}, a.LNWeight, a.LNBias, a.cfg.LayerNormEps, false))
+}
+
+// probs is Dropout(softmax(scores/√d + maskAdd)). On the CPU it is one
+// kernel (kernels.SoftmaxDropout), which draws the same dropout mask as the
+// composed ops for the same seed.
+func (a *Attention) probs(s *backend.Scope, scores, maskAdd *ts.Tensor, train bool) *ts.Tensor {
+	p := a.cfg.AttentionDropout
+	if !train {
+		p = 0
+	}
+	if kernels.Applies(scores, maskAdd) {
+		var key uint64
+		if p > 0 {
+			key = torchSeed(s) // as dropout() draws it
+		}
+		scale := 1 / math.Sqrt(float64(a.cfg.HiddenSize/a.cfg.NumHeads))
+		return s.T(mustKernel(kernels.SoftmaxDropout(scores, maskAdd, scale, p, key)))
+	}
+	scores = s.T(scores.MustMulScalar(a.scale, false))
+	scores = s.T(scores.MustAdd(maskAdd, false))
+	probs := s.T(scores.MustSoftmax(-1, scores.DType(), false))
+	return dropout(s, probs, p, train)
 }
 
 // matmul is a @ b per (batch, head) block of [B,nh,·,·] tensors. On the CPU

@@ -10,6 +10,8 @@
 //                     on 128×64×128 blocks: ~60 GFLOP/s of a 220 ceiling);
 //   albert_dropout    inverted dropout with model/dropout.go's counter-based
 //                     mask, drawn and applied in one pass, saved as bytes;
+//   albert_softmax_dropout  attention's scale, mask, softmax and dropout in one
+//                     pass per row, and one for backward;
 //   albert_lamb       one LAMB/AdamW update of one parameter in two passes over
 //                     memory instead of ~15 tensor ops (which each make one).
 //
@@ -254,6 +256,137 @@ struct Dropout : public torch::autograd::Function<Dropout> {
   }
 };
 
+// --------------------------------------------------- attention softmax+dropout
+
+// fast_exp is Cephes' expf as in Eigen's pexp (a degree-5 polynomial after
+// range reduction, ~1 ulp), vectorizable; 0 below -87.3, where expf would
+// only give denormals. Softmax arguments are ≤ 0 after the max is taken.
+ALBERT_INLINE float fast_exp(float x) {
+  const bool under = x < -87.33654f;
+  x = x < -87.33654f ? -87.33654f : (x > 88.3762626f ? 88.3762626f : x);
+  float fx = x * 1.44269504088896341f + 0.5f;
+  fx = float(int32_t(fx) - (fx < 0 && float(int32_t(fx)) != fx));  // floor
+  x = x - fx * 0.693359375f - fx * -2.12194440e-4f;
+  const float z = x * x;
+  float y = 1.9875691500E-4f;
+  y = y * x + 1.3981999507E-3f;
+  y = y * x + 8.3334519073E-3f;
+  y = y * x + 4.1665795894E-2f;
+  y = y * x + 1.6666665459E-1f;
+  y = y * x + 5.0000001201E-1f;
+  y = y * z + x + 1.0f;
+  uint32_t bits = uint32_t(int32_t(fx) + 127) << 23;
+  float pow2;
+  std::memcpy(&pow2, &bits, sizeof pow2);
+  return under ? 0.0f : y * pow2;
+}
+
+// softmax_dropout_fwd_body handles rows [lo, hi) of length S: p = softmax(scale·s
+// + mask[b]) with b = row / rowsPerBatch, then y = p·m with the dropout mask
+// m (scale or 0) of element index row·S + j, as albert_dropout draws it.
+ALBERT_INLINE void softmax_dropout_fwd_body(const float* sc, const float* mask, float* p, float* y, uint8_t* keep,
+                                        int64_t lo, int64_t hi, int64_t S, int64_t rowsPerBatch, float scale,
+                                        uint64_t key, uint32_t thresh, float kscale) {
+  for (int64_t r = lo; r < hi; r++) {
+    const float* s = sc + r * S;
+    const float* m = mask + (r / rowsPerBatch) * S;
+    float* pr = p + r * S;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < S; j++) {
+      const float x = scale * s[j] + m[j];
+      pr[j] = x;
+      mx = x > mx ? x : mx;
+    }
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < S; j++) {
+      const float e = fast_exp(pr[j] - mx);
+      pr[j] = e;
+      sum += e;
+    }
+    const float inv = 1.0f / sum;
+    float* yr = y + r * S;
+    uint8_t* kr = keep + r * S;
+    const int64_t base = r * S;
+#pragma omp simd
+    for (int64_t j = 0; j < S; j++) {
+      const int64_t i = base + j;
+      const uint64_t bits = splitmix(key + uint64_t(i >> 1) * kGolden);
+      const uint32_t u = (i & 1) ? uint32_t(bits >> 32) : uint32_t(bits);
+      const bool k = u >= thresh;
+      const float pj = pr[j] * inv;
+      pr[j] = pj;
+      kr[j] = k;
+      yr[j] = pj * (k ? kscale : 0.0f);
+    }
+  }
+}
+ALBERT_MULTIVERSION(softmax_dropout_fwd, (const float* sc, const float* mask, float* p, float* y, uint8_t* keep, int64_t lo, int64_t hi, int64_t S, int64_t rowsPerBatch, float scale, uint64_t key, uint32_t thresh, float kscale), (sc, mask, p, y, keep, lo, hi, S, rowsPerBatch, scale, key, thresh, kscale))
+
+// Backward of y = dropout(softmax(scale·s + mask)): gp = g·m,
+// gs = scale·p·(gp − Σ gp·p).
+ALBERT_INLINE void softmax_dropout_bwd_body(const float* g, const float* p, const uint8_t* keep, float* gs, int64_t lo,
+                                            int64_t hi, int64_t S, float scale, float kscale) {
+  for (int64_t r = lo; r < hi; r++) {
+    const float* gr = g + r * S;
+    const float* pr = p + r * S;
+    const uint8_t* kr = keep + r * S;
+    float* out = gs + r * S;
+    float dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < S; j++) dot += gr[j] * (kr[j] ? kscale : 0.0f) * pr[j];
+#pragma omp simd
+    for (int64_t j = 0; j < S; j++) out[j] = scale * pr[j] * (gr[j] * (kr[j] ? kscale : 0.0f) - dot);
+  }
+}
+ALBERT_MULTIVERSION(softmax_dropout_bwd, (const float* g, const float* p, const uint8_t* keep, float* gs, int64_t lo, int64_t hi, int64_t S, float scale, float kscale), (g, p, keep, gs, lo, hi, S, scale, kscale))
+
+struct SoftmaxDropout : public torch::autograd::Function<SoftmaxDropout> {
+  // scores [B, nh, S, S]; mask additive, B·S elements ([B,1,1,S]).
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& scores, const at::Tensor& mask, double scale,
+                            double pdrop, int64_t key) {
+    auto sc = scores.contiguous();
+    auto mk = mask.contiguous();
+    const int64_t S = sc.size(-1), rows = sc.numel() / S, B = sc.size(0);
+    TORCH_CHECK(mk.numel() == B * S, "albert_softmax_dropout: mask has ", mk.numel(), " elements, want ", B, "×", S);
+    auto p = at::empty_like(sc);
+    auto y = at::empty_like(sc);
+    auto keep = at::empty(sc.sizes(), sc.options().dtype(at::kByte));
+    const auto thresh = uint32_t(std::nearbyint(pdrop * 4294967296.0));
+    const float kscale = float(1 / (1 - pdrop));
+    const float* sp = sc.data_ptr<float>();
+    const float* mp = mk.data_ptr<float>();
+    float* pp = p.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    uint8_t* kp = keep.data_ptr<uint8_t>();
+    at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / S), [&](int64_t lo, int64_t hi) {
+      softmax_dropout_fwd(sp, mp, pp, yp, kp, lo, hi, S, rows / B, float(scale), uint64_t(key), thresh, kscale);
+    });
+    ctx->save_for_backward({p, keep});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["kscale"] = double(kscale);
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto p = saved[0], keep = saved[1];
+    const float scale = float(ctx->saved_data["scale"].toDouble());
+    const float kscale = float(ctx->saved_data["kscale"].toDouble());
+    auto g = grads[0].contiguous();
+    auto gs = at::empty_like(p);
+    const int64_t S = p.size(-1), rows = p.numel() / S;
+    const float* gp = g.data_ptr<float>();
+    const float* pp = p.data_ptr<float>();
+    const uint8_t* kp = keep.data_ptr<uint8_t>();
+    float* op = gs.data_ptr<float>();
+    at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / S), [&](int64_t lo, int64_t hi) {
+      softmax_dropout_bwd(gp, pp, kp, op, lo, hi, S, scale, kscale);
+    });
+    return {gs, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 // ---------------------------------------------------------------------- LAMB
 
 constexpr int64_t kChunk = 1 << 15;  // fixed, so the norms do not depend on the thread count
@@ -359,7 +492,7 @@ char* error_copy(const char* msg) {
 extern "C" {
 
 // albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks it.
-int albert_kernels_abi() { return 2; }
+int albert_kernels_abi() { return 3; }
 
 // albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
 char* albert_gelu_tanh(void* x, void** out) {
@@ -379,6 +512,21 @@ char* albert_dropout(void* x, double p, uint64_t key, void** out) {
     TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_dropout: want a CPU float tensor");
     TORCH_CHECK(p >= 0 && p < 1, "albert_dropout: p = ", p, " is not in [0, 1)");
     *out = new at::Tensor(Dropout::apply(t, p, int64_t(key)));
+  })
+}
+
+// albert_softmax_dropout sets *out to dropout(softmax(scale·scores + mask))
+// over the last dimension of scores [B, nh, S, S] (CPU float32), mask the
+// additive [B,1,1,S] attention mask, with albert_dropout's mask for key;
+// differentiable in scores.
+char* albert_softmax_dropout(void* scores, void* mask, double scale, double p, uint64_t key, void** out) {
+  ALBERT_GUARD({
+    const auto& s = *static_cast<at::Tensor*>(scores);
+    const auto& m = *static_cast<at::Tensor*>(mask);
+    TORCH_CHECK(s.dim() == 4 && s.device().is_cpu() && s.scalar_type() == at::kFloat && m.scalar_type() == at::kFloat,
+                "albert_softmax_dropout: want CPU float scores [B, nh, S, S]");
+    TORCH_CHECK(p >= 0 && p < 1, "albert_softmax_dropout: p = ", p, " is not in [0, 1)");
+    *out = new at::Tensor(SoftmaxDropout::apply(s, m, scale, p, int64_t(key)));
   })
 }
 
