@@ -262,10 +262,12 @@ struct Dropout : public torch::autograd::Function<Dropout> {
 // range reduction, ~1 ulp), vectorizable; 0 below -87.3, where expf would
 // only give denormals. Softmax arguments are ≤ 0 after the max is taken.
 ALBERT_INLINE float fast_exp(float x) {
-  const bool under = x < -87.33654f;
-  x = x < -87.33654f ? -87.33654f : (x > 88.3762626f ? 88.3762626f : x);
-  float fx = x * 1.44269504088896341f + 0.5f;
-  fx = float(int32_t(fx) - (fx < 0 && float(int32_t(fx)) != fx));  // floor
+  const float under = x < -87.33654f ? 0.0f : 1.0f;
+  x = x < -87.33654f ? -87.33654f : x;
+  x = x > 88.3762626f ? 88.3762626f : x;
+  const float t = x * 1.44269504088896341f + 0.5f;
+  const float ti = float(int32_t(t));     // truncation, then floor without
+  const float fx = ti - (ti > t ? 1.0f : 0.0f);  // a libm call or a branch
   x = x - fx * 0.693359375f - fx * -2.12194440e-4f;
   const float z = x * x;
   float y = 1.9875691500E-4f;
@@ -275,10 +277,55 @@ ALBERT_INLINE float fast_exp(float x) {
   y = y * x + 1.6666665459E-1f;
   y = y * x + 5.0000001201E-1f;
   y = y * z + x + 1.0f;
-  uint32_t bits = uint32_t(int32_t(fx) + 127) << 23;
-  float pow2;
-  std::memcpy(&pow2, &bits, sizeof pow2);
-  return under ? 0.0f : y * pow2;
+  const float pow2 = __builtin_bit_cast(float, (int32_t(fx) + 127) << 23);
+  return y * pow2 * under;
+}
+
+// exp_sum_inplace sets x[j] = exp(x[j] - mx) and returns their sum. The
+// main loop is written with GCC vector types: the auto-vectorizer left this
+// loop scalar (Cephes exp has too many conversions and selects for it).
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+ALBERT_INLINE v8f vexp(v8f x) {
+  const v8f lo = v8f{} - 87.33654f, hi = v8f{} + 88.3762626f, zero = v8f{}, one = v8f{} + 1.0f;
+  const v8i under = x < lo;
+  x = under ? lo : x;
+  x = x > hi ? hi : x;
+  const v8f t = x * 1.44269504088896341f + 0.5f;
+  const v8f ti = __builtin_convertvector(__builtin_convertvector(t, v8i), v8f);
+  const v8f fx = ti - (ti > t ? one : zero);
+  x = x - fx * 0.693359375f - fx * -2.12194440e-4f;
+  const v8f z = x * x;
+  v8f y = zero + 1.9875691500E-4f;
+  y = y * x + 1.3981999507E-3f;
+  y = y * x + 8.3334519073E-3f;
+  y = y * x + 4.1665795894E-2f;
+  y = y * x + 1.6666665459E-1f;
+  y = y * x + 5.0000001201E-1f;
+  y = y * z + x + 1.0f;
+  const v8i bits = (__builtin_convertvector(fx, v8i) + 127) << 23;
+  const v8f r = y * reinterpret_cast<const v8f&>(bits);
+  return under ? zero : r;
+}
+
+ALBERT_INLINE float exp_sum_inplace(float* x, int64_t n, float mx) {
+  v8f acc = v8f{};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8f v;
+    std::memcpy(&v, x + j, sizeof v);
+    v = vexp(v - mx);
+    std::memcpy(x + j, &v, sizeof v);
+    acc += v;
+  }
+  float sum = 0;
+  for (int k = 0; k < 8; k++) sum += acc[k];
+  for (; j < n; j++) {
+    x[j] = fast_exp(x[j] - mx);
+    sum += x[j];
+  }
+  return sum;
 }
 
 // softmax_dropout_fwd_body handles rows [lo, hi) of length S: p = softmax(scale·s
@@ -298,13 +345,7 @@ ALBERT_INLINE void softmax_dropout_fwd_body(const float* sc, const float* mask, 
       pr[j] = x;
       mx = x > mx ? x : mx;
     }
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < S; j++) {
-      const float e = fast_exp(pr[j] - mx);
-      pr[j] = e;
-      sum += e;
-    }
+    const float sum = exp_sum_inplace(pr, S, mx);
     const float inv = 1.0f / sum;
     float* yr = y + r * S;
     uint8_t* kr = keep + r * S;
