@@ -23,6 +23,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -144,10 +146,39 @@ struct GeluTanh : public torch::autograd::Function<GeluTanh> {
 
 // ------------------------------------------------------------ batched matmul
 
+// sgemm_ is the Fortran BLAS entry point libtorch itself calls (OpenBLAS on
+// Debian), looked up at first use: a libtorch with a private BLAS (a PyTorch
+// wheel's MKL) exports none, and then the blocks go through at::mm_out.
+using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                          const int*, const float*, const int*, const float*, float*, const int*);
+
+sgemm_fn find_sgemm() {
+  static const sgemm_fn f = reinterpret_cast<sgemm_fn>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return f;
+}
+
+// blas_operand describes a row-major [rows, cols] block with strides (s0, s1)
+// as the transposed column-major operand BLAS sees: 'N' with ld = s0 when
+// rows are contiguous, 'T' with ld = s1 when columns are; false otherwise.
+bool blas_operand(int64_t rows, int64_t cols, int64_t s0, int64_t s1, char* trans, int* ld) {
+  if (s1 == 1 && s0 >= std::max<int64_t>(1, cols)) {
+    *trans = 'N', *ld = int(s0);
+    return true;
+  }
+  if (s0 == 1 && s1 >= std::max<int64_t>(1, rows)) {
+    *trans = 'T', *ld = int(s1);
+    return true;
+  }
+  return false;
+}
+
 // bmm_parallel computes a[i] @ b[i] for every batch index i of 3-D or 4-D
 // operands with the same leading dimensions, any strides. Each block is one
 // GEMM on one thread: inside an OpenMP parallel region OpenBLAS runs
 // single-threaded, so the threads split the batch instead of each block.
+// Float blocks call sgemm_ directly (row-major C = A·B is column-major
+// Cᵀ = Bᵀ·Aᵀ): going through at::mm_out cost three tensor views and a
+// dispatch per block, thousands per step.
 at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == b.dim() && (a.dim() == 3 || a.dim() == 4), "albert_bmm: want two 3-D or 4-D tensors, got ", a.sizes(), " and ", b.sizes());
   TORCH_CHECK(a.size(-1) == b.size(-2), "albert_bmm: inner sizes differ: ", a.sizes(), " @ ", b.sizes());
@@ -159,6 +190,28 @@ at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
   auto out = at::empty(shape, a.options());
   const int64_t inner = a.dim() == 4 ? a.size(1) : 1;
   const int64_t n = a.size(0) * inner;
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  char ta, tb;
+  int lda, ldb;
+  const sgemm_fn sgemm = a.scalar_type() == at::kFloat ? find_sgemm() : nullptr;
+  if (sgemm != nullptr && M > 0 && N > 0 && K > 0 && blas_operand(M, K, a.stride(-2), a.stride(-1), &ta, &lda) &&
+      blas_operand(K, N, b.stride(-2), b.stride(-1), &tb, &ldb)) {
+    // offset of block i in a tensor: leading index (i / inner, i % inner)
+    auto offset = [inner](const at::Tensor& t, int64_t i) {
+      return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
+    };
+    const float* ap = a.data_ptr<float>();
+    const float* bp = b.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    const int m = int(M), k = int(K), nn = int(N);
+    const float one = 1, zero = 0;
+    at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) {
+        sgemm(&tb, &ta, &nn, &m, &k, &one, bp + offset(b, i), &ldb, ap + offset(a, i), &lda, &zero, op + i * M * N, &nn);
+      }
+    });
+    return out;
+  }
   auto block = [inner](const at::Tensor& t, int64_t i) {
     return t.dim() == 4 ? t.select(0, i / inner).select(0, i % inner) : t.select(0, i);
   };
