@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
@@ -102,16 +103,31 @@ func load() {
 	})
 }
 
+// disabled is set by Disable.
+var disabled atomic.Bool
+
 // Enabled reports whether the fused kernels are loaded and allowed.
 func Enabled() bool {
 	load()
-	return loadErr == nil
+	return loadErr == nil && !disabled.Load()
+}
+
+// Disable turns the kernels off until restore is called, for tests and
+// benchmarks that compare the fused and composed paths in one process
+// (ALBERT_KERNELS=off does it for a whole process). An optimizer decides
+// when it is made, so make it after Disable.
+func Disable() (restore func()) {
+	prev := disabled.Swap(true)
+	return func() { disabled.Store(prev) }
 }
 
 // Status says in one line whether the kernels are in use, and if not, why.
 func Status() string {
-	if Enabled() {
+	switch {
+	case Enabled():
 		return "fused CPU kernels (" + native.Library + ")"
+	case loadErr == nil:
+		return "composed libtorch ops: turned off by kernels.Disable"
 	}
 	return "composed libtorch ops: " + loadErr.Error()
 }
