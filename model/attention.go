@@ -16,12 +16,14 @@ type Attention struct {
 	QW, QB, KW, KB, VW, VB, OW, OB *ts.Tensor
 	LNWeight, LNBias               *ts.Tensor
 	cfg                            Config
-	scale                          *ts.Scalar
+	invSqrtD                       float64    // 1/√(head size), the score scale
+	scale                          *ts.Scalar // invSqrtD, for the composed ops
 }
 
 func newAttention(b *builder, name string, c Config) *Attention {
 	H := int64(c.HiddenSize)
-	a := &Attention{cfg: c, scale: ts.FloatScalar(1 / math.Sqrt(float64(c.HiddenSize/c.NumHeads)))}
+	a := &Attention{cfg: c, invSqrtD: 1 / math.Sqrt(float64(c.HiddenSize/c.NumHeads))}
+	a.scale = ts.FloatScalar(a.invSqrtD)
 	a.QW, a.QB = b.dense(name+"/query", H, H)
 	a.KW, a.KB = b.dense(name+"/key", H, H)
 	a.VW, a.VB = b.dense(name+"/value", H, H)
@@ -67,8 +69,7 @@ func (a *Attention) probs(s *backend.Scope, scores, maskAdd *ts.Tensor, train bo
 		if p > 0 {
 			key = torchSeed(s) // as dropout() draws it
 		}
-		scale := 1 / math.Sqrt(float64(a.cfg.HiddenSize/a.cfg.NumHeads))
-		return s.T(mustKernel(kernels.SoftmaxDropout(scores, maskAdd, scale, p, key)))
+		return s.T(mustKernel(kernels.SoftmaxDropout(scores, maskAdd, a.invSqrtD, p, key)))
 	}
 	scores = s.T(scores.MustMulScalar(a.scale, false))
 	scores = s.T(scores.MustAdd(maskAdd, false))
