@@ -237,11 +237,16 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 			st.eval(step + 1)
 		}
 		if (c.CheckpointEvery > 0 && (step+1)%c.CheckpointEvery == 0) || done {
-			ck := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: ck.Seconds + time.Since(start).Seconds()}
-			if err := SaveCheckpoint(st.job.Dir, ck, st.m, st.opt); err != nil {
+			// Metrics first: a resumed run restarts from the newest checkpoint
+			// file and keeps only the rows up to it, so every row up to a
+			// checkpoint must be stored before the file appears. (In the other
+			// order a kill -9 between the two lost the rows since the last
+			// flush: the end-to-end kill test caught it once steps got faster.)
+			if err := st.metrics.Flush(); err != nil {
 				return res, err
 			}
-			if err := st.metrics.Flush(); err != nil {
+			ck := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: ck.Seconds + time.Since(start).Seconds()}
+			if err := SaveCheckpoint(st.job.Dir, ck, st.m, st.opt); err != nil {
 				return res, err
 			}
 		}

@@ -91,7 +91,7 @@ func TestKill9ThenRerunMatchesUninterrupted(t *testing.T) {
 			cut.Process.Kill()
 			t.Fatalf("no checkpoint at step 20 within 3 minutes:\n%s", log.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond) // kill as soon as the file appears: the riskiest moment
 	}
 	cut.Process.Signal(syscall.SIGKILL)
 	cut.Wait()
