@@ -25,11 +25,7 @@ func TestStepsDoNotLeak(t *testing.T) {
 	if err := backend.Seed(1); err != nil {
 		t.Fatal(err)
 	}
-	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
-		MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
-	batches := []data.Batch{syntheticBatch(1, 8, 32, 5, 1000), syntheticBatch(2, 8, 32, 5, 1000)}
-	k := 0
-	next := func() (data.Batch, error) { k++; return batches[k%2], nil }
+	sp, next := dropoutStepper(t)
 	const warm, steps = 100, 300
 	var handles int
 	var rss int64
@@ -99,6 +95,18 @@ func TestEvalAndCheckpointsDoNotLeak(t *testing.T) {
 			t.Fatalf("live gotch tensors: %d after the first eval+checkpoint round, %d after round %d", first, got, i)
 		}
 	}
+}
+
+// dropoutStepper is smallStepper for a 2-layer unsharing model with
+// dropout and a sentence head, and a source cycling over two synthetic
+// batches.
+func dropoutStepper(t *testing.T) (*Stepper, func() (data.Batch, error)) {
+	t.Helper()
+	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
+		MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
+	batches := []data.Batch{syntheticBatch(1, 8, 32, 5, 1000), syntheticBatch(2, 8, 32, 5, 1000)}
+	k := 0
+	return sp, func() (data.Batch, error) { k++; return batches[k%2], nil }
 }
 
 // smallStepper builds a model of mc on the CPU and a stepper for it under c;

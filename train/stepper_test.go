@@ -64,11 +64,7 @@ func TestFusedKernelsTrainLikeComposed(t *testing.T) {
 		if err := backend.Seed(3); err != nil {
 			t.Fatal(err)
 		}
-		sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
-			MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
-		batches := []data.Batch{syntheticBatch(1, 8, 32, 5, 1000), syntheticBatch(2, 8, 32, 5, 1000)}
-		k := 0
-		next := func() (data.Batch, error) { k++; return batches[k%2], nil }
+		sp, next := dropoutStepper(t)
 		var out [][]float64
 		for step := 0; step < 20; step++ {
 			if err := backend.Seed(int64(step) + 10); err != nil { // as the loop: dropout seeded per step

@@ -311,32 +311,11 @@ struct Dropout : public torch::autograd::Function<Dropout> {
 
 // --------------------------------------------------- attention softmax+dropout
 
-// fast_exp is Cephes' expf as in Eigen's pexp (a degree-5 polynomial after
-// range reduction, ~1 ulp), vectorizable; 0 below -87.3, where expf would
-// only give denormals. Softmax arguments are ≤ 0 after the max is taken.
-ALBERT_INLINE float fast_exp(float x) {
-  const float under = x < -87.33654f ? 0.0f : 1.0f;
-  x = x < -87.33654f ? -87.33654f : x;
-  x = x > 88.3762626f ? 88.3762626f : x;
-  const float t = x * 1.44269504088896341f + 0.5f;
-  const float ti = float(int32_t(t));     // truncation, then floor without
-  const float fx = ti - (ti > t ? 1.0f : 0.0f);  // a libm call or a branch
-  x = x - fx * 0.693359375f - fx * -2.12194440e-4f;
-  const float z = x * x;
-  float y = 1.9875691500E-4f;
-  y = y * x + 1.3981999507E-3f;
-  y = y * x + 8.3334519073E-3f;
-  y = y * x + 4.1665795894E-2f;
-  y = y * x + 1.6666665459E-1f;
-  y = y * x + 5.0000001201E-1f;
-  y = y * z + x + 1.0f;
-  const float pow2 = __builtin_bit_cast(float, (int32_t(fx) + 127) << 23);
-  return y * pow2 * under;
-}
-
-// exp_sum_inplace sets x[j] = exp(x[j] - mx) and returns their sum. The
-// main loop is written with GCC vector types: the auto-vectorizer left this
-// loop scalar (Cephes exp has too many conversions and selects for it).
+// vexp is Cephes' expf as in Eigen's pexp (a degree-5 polynomial after
+// range reduction, ~1 ulp) on 8 floats; 0 below -87.3, where expf would only
+// give denormals. Softmax arguments are ≤ 0 after the max is taken. It is
+// written with GCC vector types: the auto-vectorizer left a scalar version
+// of this loop scalar (it called floorf per element).
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
@@ -362,6 +341,8 @@ ALBERT_INLINE v8f vexp(v8f x) {
   return under ? zero : r;
 }
 
+// exp_sum_inplace sets x[j] = exp(x[j] - mx) and returns their sum; a tail
+// of fewer than 8 goes through vexp in a partly filled vector.
 ALBERT_INLINE float exp_sum_inplace(float* x, int64_t n, float mx) {
   v8f acc = v8f{};
   int64_t j = 0;
@@ -372,12 +353,17 @@ ALBERT_INLINE float exp_sum_inplace(float* x, int64_t n, float mx) {
     std::memcpy(x + j, &v, sizeof v);
     acc += v;
   }
+  if (j < n) {  // the tail, in a partly filled vector
+    const int64_t len = n - j;
+    v8f v = v8f{};
+    std::memcpy(&v, x + j, len * sizeof(float));
+    v = vexp(v - mx);
+    for (int64_t k = len; k < 8; k++) v[k] = 0;  // padding lanes add nothing
+    std::memcpy(x + j, &v, len * sizeof(float));
+    acc += v;
+  }
   float sum = 0;
   for (int k = 0; k < 8; k++) sum += acc[k];
-  for (; j < n; j++) {
-    x[j] = fast_exp(x[j] - mx);
-    sum += x[j];
-  }
   return sum;
 }
 
