@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver
 )
 
 // BusyTimeout is how long a connection waits for another writer before a
@@ -76,7 +76,7 @@ func openWith(path string, ms []migration) (*Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(4)
 	s := &Store{db: db, path: abs, now: time.Now, owners: map[int64]string{}}
-	if err := s.checkPragmas(); err != nil {
+	if err := s.connect(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("results: open %s: %w", path, err)
 	}
@@ -101,6 +101,23 @@ func dsn(abs string) string {
 	q.Set("_synchronous", "NORMAL") // safe against process crashes in WAL mode
 	q.Set("_txlock", "immediate")
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
+}
+
+// connect opens the first connection and checks its settings. Setting WAL
+// mode on a new database can fail at once with "database is locked", the
+// busy timeout notwithstanding, while another process opens the same file
+// (TestConcurrentExecutesClaimOnce: 3 in 200); that is retried up to
+// BusyTimeout.
+func (s *Store) connect() error {
+	deadline := time.Now().Add(BusyTimeout)
+	for {
+		err := s.checkPragmas()
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // checkPragmas verifies that the connection settings took effect.
