@@ -131,7 +131,7 @@ class Albert(nn.Module):
         for att, ffn in self.blocks:
             x = ffn(att(x, mask_add))
         H = x.shape[-1]
-        flat = (positions + torch.arange(B).unsqueeze(1) * S).view(-1)
+        flat = (positions + torch.arange(B, device=ids.device).unsqueeze(1) * S).view(-1)
         h = x.reshape(B * S, H).index_select(0, flat)
         h = self.mlm_layer_norm(F.gelu(self.mlm_dense(h), approximate="tanh"))
         mlm_logits = F.linear(h, self.word, self.mlm_bias)
@@ -188,13 +188,22 @@ def batches(spec, n, seed):
     return out
 
 
-def matmul_gflops(n=1024):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device, n=1024):
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    sync(device)
     reps, start = 0, time.perf_counter()
     while time.perf_counter() - start < 0.5 or reps < 3:
         a @ b
         reps += 1
+        if device.type == "cuda" and reps % 50 == 0:
+            sync(device)
+    sync(device)
     return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
 
 
@@ -206,21 +215,25 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    if a.device not in ("cpu", "auto"):
-        raise SystemExit("reference.py: CPU only (Debian's python3-torch has no CUDA)")
+    name = a.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("reference.py: --device %s but this torch sees no CUDA device" % a.device)
+    device = torch.device(name)
     spec = json.loads(a.spec)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    res = {"impl": "pytorch", "config": spec["name"], "device": "cpu", "threads": torch.get_num_threads(),
+    res = {"impl": "pytorch", "config": spec["name"], "device": str(device), "threads": torch.get_num_threads(),
            "steps": a.steps, "tokens_per_step": spec["batch"] * spec["seq"]}
-    res["ceiling_gflops"] = matmul_gflops()
+    res["ceiling_gflops"] = matmul_gflops(device)
     torch.manual_seed(1)
-    model = Albert(spec["model"])
+    model = Albert(spec["model"]).to(device)
     model.train()
     params = decays(model)
     opt = Lamb(params)
     plist = [p for p, _ in params]
-    data = batches(spec, 4, 1)
+    data = [tuple(t.to(device) for t in b) for b in batches(spec, 4, 1)]
     times, loss_v = [], float("nan")
     total = a.warmup + a.steps
     for step in range(total):
@@ -236,7 +249,9 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(plist, 1.0)
         opt.step(1e-4)
-        if step % 10 == 9 or step == total - 1:
+        # As the Go side: the loss is read back every 10 steps on the CPU and
+        # every step on a GPU, so a step's queued work is inside its own time.
+        if device.type == "cuda" or step % 10 == 9 or step == total - 1:
             loss_v = loss.item()
         if step >= a.warmup:
             times.append((time.perf_counter() - start) * 1000)
