@@ -1,6 +1,7 @@
 // Package kernels binds the fused CPU kernels of native/cpp/albert_kernels.cpp:
 // the tanh GELU, batched matmul and softmax-with-dropout for attention,
-// dropout, and the LAMB/AdamW update.
+// dropout, the LAMB/AdamW update, and a dense layer that sums a shared
+// weight's gradients inside the GEMM.
 // They replace chains of libtorch eager ops that, on the CPU, cost far more
 // than their arithmetic (bench/RESULTS.md has the per-op profile).
 //
@@ -20,6 +21,8 @@ package kernels
 typedef int (*abi_fn)(void);
 typedef char *(*unary_fn)(void *, void **);
 typedef char *(*binary_fn)(void *, void *, void **);
+typedef char *(*ternary_fn)(void *, void *, void *, void **);
+typedef void (*void_fn)(void);
 typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
 typedef char *(*softmax_dropout_fn)(void *, void *, double, double, unsigned long long, void **);
 typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
@@ -32,6 +35,8 @@ static void *open_kernels(const char *name, char **err) {
 static int call_abi(void *f) { return ((abi_fn)f)(); }
 static char *call_unary(void *f, void *x, void **out) { return ((unary_fn)f)(x, out); }
 static char *call_binary(void *f, void *a, void *b, void **out) { return ((binary_fn)f)(a, b, out); }
+static char *call_ternary(void *f, void *a, void *b, void *c, void **out) { return ((ternary_fn)f)(a, b, c, out); }
+static void call_void(void *f) { ((void_fn)f)(); }
 static char *call_dropout(void *f, void *x, double p, unsigned long long key, void **out) { return ((dropout_fn)f)(x, p, key, out); }
 static char *call_softmax_dropout(void *f, void *s, void *m, double scale, double p, unsigned long long key, void **out) {
 	return ((softmax_dropout_fn)f)(s, m, scale, p, key, out);
@@ -58,7 +63,7 @@ import (
 )
 
 // abi is the C ABI version this package speaks (albert_kernels_abi).
-const abi = 3
+const abi = 4
 
 var (
 	once     sync.Once
@@ -68,6 +73,8 @@ var (
 	drop     unsafe.Pointer
 	softDrop unsafe.Pointer
 	lambStep unsafe.Pointer
+	dense    unsafe.Pointer
+	newPass  unsafe.Pointer
 )
 
 func load() {
@@ -92,12 +99,13 @@ func load() {
 		ver := sym("albert_kernels_abi")
 		gelu, bmm, drop, lambStep = sym("albert_gelu_tanh"), sym("albert_bmm"), sym("albert_dropout"), sym("albert_lamb")
 		softDrop = sym("albert_softmax_dropout")
+		dense, newPass = sym("albert_linear"), sym("albert_linear_pass")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
 		case C.call_abi(ver) != abi:
 			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
-		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil:
+		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil:
 			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
 		}
 	})
@@ -218,6 +226,35 @@ func SoftmaxDropout(scores, mask *ts.Tensor, scale, p float64, key uint64) (*ts.
 	var out unsafe.Pointer
 	cerr := C.call_softmax_dropout(softDrop, ctensor(scores), ctensor(mask), C.double(scale), C.double(p), C.ulonglong(key), &out)
 	return result(cerr, out)
+}
+
+// Linear is x·Wᵀ + b over the last dimension of x (w [out, in], b [out]),
+// differentiable, like libtorch's linear but for the weight gradient of a
+// layer used more than once. Under grad mode each call is a use of w, and
+// the uses of w since the last NewPass share one weight and bias gradient:
+// each use's backward adds its product into the sum inside the GEMM, and the
+// last one to run returns the sum (the others return none, which autograd
+// counts as zero). With cross-layer sharing that replaces L gradients,
+// each zeroed by BLAS, and L-1 additions by L accumulating GEMMs.
+//
+// So: call NewPass at the start of every forward pass, let every use in a
+// pass reach the loss that pass's backward starts from, and backpropagate a
+// graph once. Model.Forward does the first; the model's graph does the second.
+func Linear(x, w, b *ts.Tensor) (*ts.Tensor, error) {
+	if !Enabled() {
+		return nil, loadErr
+	}
+	var out unsafe.Pointer
+	cerr := C.call_ternary(dense, ctensor(x), ctensor(w), ctensor(b), &out)
+	return result(cerr, out)
+}
+
+// NewPass starts a new forward pass for Linear: later uses of a weight do
+// not join the gradient sums of earlier ones. A no-op without the kernels.
+func NewPass() {
+	if Enabled() {
+		C.call_void(newPass)
+	}
 }
 
 // LAMBArgs are one update's hyperparameters.

@@ -40,7 +40,7 @@ func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool)
 	nh := int64(a.cfg.NumHeads)
 	d := H / nh
 	heads := func(w, bias *ts.Tensor) *ts.Tensor { // [B,S,H] → [B,nh,S,d]
-		y := s.T(ts.MustLinear(x, w, bias))
+		y := linear(s, x, w, bias)
 		return s.T(s.T(y.MustView([]int64{B, S, nh, d}, false)).MustTranspose(1, 2, false))
 	}
 	q := heads(a.QW, a.QB)
@@ -50,7 +50,7 @@ func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool)
 	probs := a.probs(s, scores, maskAdd, train)
 	ctx := matmul(s, probs, v) // [B,nh,S,d]
 	ctx = s.T(s.T(ctx.MustTranspose(1, 2, false)).MustReshape([]int64{B, S, H}, false))
-	out := s.T(ts.MustLinear(ctx, a.OW, a.OB))
+	out := linear(s, ctx, a.OW, a.OB)
 	out = dropout(s, out, a.cfg.HiddenDropout, train)
 	out = s.T(out.MustAdd(x, false))
 	return s.T(ts.MustLayerNorm(out, []int64{H}, a.LNWeight, a.LNBias, a.cfg.LayerNormEps, false))

@@ -39,7 +39,7 @@ func (e *Embedding) Forward(s *backend.Scope, ids, segments *ts.Tensor, train bo
 	x = s.T(ts.MustLayerNorm(x, []int64{int64(e.cfg.EmbeddingSize)}, e.LNWeight, e.LNBias, e.cfg.LayerNormEps, false))
 	x = dropout(s, x, e.cfg.HiddenDropout, train)
 	if e.ProjWeight != nil {
-		x = s.T(ts.MustLinear(x, e.ProjWeight, e.ProjBias))
+		x = linear(s, x, e.ProjWeight, e.ProjBias)
 	}
 	return x
 }

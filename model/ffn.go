@@ -26,9 +26,9 @@ func newFFN(b *builder, name string, c Config) *FFN {
 
 // Forward applies the sublayer to x [B,S,H].
 func (f *FFN) Forward(s *backend.Scope, x *ts.Tensor, train bool) *ts.Tensor {
-	h := s.T(ts.MustLinear(x, f.InW, f.InB))
+	h := linear(s, x, f.InW, f.InB)
 	h = gelu(s, h)
-	h = s.T(ts.MustLinear(h, f.OutW, f.OutB))
+	h = linear(s, h, f.OutW, f.OutB)
 	h = dropout(s, h, f.cfg.HiddenDropout, train)
 	h = s.T(h.MustAdd(x, false))
 	return s.T(ts.MustLayerNorm(h, []int64{int64(f.cfg.HiddenSize)}, f.LNWeight, f.LNBias, f.cfg.LayerNormEps, false))

@@ -18,7 +18,7 @@ func newPooler(b *builder, c Config) *Pooler {
 // Forward maps hidden [B,S,H] to pooled [B,H].
 func (p *Pooler) Forward(s *backend.Scope, hidden *ts.Tensor) *ts.Tensor {
 	cls := s.T(hidden.MustSelect(1, 0, false))
-	return s.T(s.T(ts.MustLinear(cls, p.W, p.B)).MustTanh(false))
+	return s.T(linear(s, cls, p.W, p.B).MustTanh(false))
 }
 
 // MLMHead predicts masked tokens: dense H→E + GELU + LayerNorm(E), then the
@@ -47,10 +47,10 @@ func (h *MLMHead) Forward(s *backend.Scope, hidden, positions *ts.Tensor) *ts.Te
 	offsets := s.T(s.T(ts.MustArange(ts.IntScalar(B), positions.DType(), positions.MustDevice())).MustMulScalar(ts.IntScalar(S), false))
 	flat := s.T(s.T(positions.MustAdd(s.T(offsets.MustUnsqueeze(1, false)), false)).MustView([]int64{B * P}, false))
 	x := s.T(s.T(hidden.MustView([]int64{B * S, H}, false)).MustIndexSelect(0, flat, false)) // [B·P,H]
-	x = s.T(ts.MustLinear(x, h.W, h.B))
+	x = linear(s, x, h.W, h.B)
 	x = s.T(x.MustGelu("tanh", false))
 	x = s.T(ts.MustLayerNorm(x, []int64{int64(h.cfg.EmbeddingSize)}, h.LNWeight, h.LNBias, h.cfg.LayerNormEps, false))
-	return s.T(ts.MustLinear(x, h.Decoder, h.OutBias)) // x·Wᵀ + b with W the V×E word table
+	return linear(s, x, h.Decoder, h.OutBias) // x·Wᵀ + b with W the V×E word table
 }
 
 // SentenceHead is the 2-way classifier on the pooled output, trained as NSP
@@ -65,5 +65,5 @@ func newSentenceHead(b *builder, c Config) *SentenceHead {
 
 // Forward maps pooled [B,H] to logits [B,2].
 func (h *SentenceHead) Forward(s *backend.Scope, pooled *ts.Tensor) *ts.Tensor {
-	return s.T(ts.MustLinear(pooled, h.W, h.B))
+	return linear(s, pooled, h.W, h.B)
 }

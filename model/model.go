@@ -16,6 +16,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/kernels"
 )
 
 // Param is one trainable tensor, in a stable build order.
@@ -94,6 +95,7 @@ type Outputs struct {
 
 // Forward runs the model. Tensors it makes are owned by s.
 func (m *Model) Forward(s *backend.Scope, in Inputs, train, keepStates bool) Outputs {
+	kernels.NewPass() // shared layers' gradients are summed per pass (see linear)
 	var out Outputs
 	x := m.Embedding.Forward(s, in.IDs, in.Segments, train)
 	out.Hidden, out.States = m.Encoder.Forward(s, x, m.maskAdd(s, in.Mask), train, keepStates)

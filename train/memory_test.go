@@ -25,7 +25,7 @@ func TestStepsDoNotLeak(t *testing.T) {
 	if err := backend.Seed(1); err != nil {
 		t.Fatal(err)
 	}
-	sp, next := dropoutStepper(t)
+	sp, next := dropoutStepper(t, model.ShareNone)
 	const warm, steps = 100, 300
 	var handles int
 	var rss int64
@@ -97,13 +97,12 @@ func TestEvalAndCheckpointsDoNotLeak(t *testing.T) {
 	}
 }
 
-// dropoutStepper is smallStepper for a 2-layer unsharing model with
-// dropout and a sentence head, and a source cycling over two synthetic
-// batches.
-func dropoutStepper(t *testing.T) (*Stepper, func() (data.Batch, error)) {
+// dropoutStepper is smallStepper for a 2-layer model with dropout and a
+// sentence head, and a source cycling over two synthetic batches.
+func dropoutStepper(t *testing.T, sharing model.Sharing) (*Stepper, func() (data.Batch, error)) {
 	t.Helper()
 	sp := smallStepper(t, model.Config{VocabSize: 1000, EmbeddingSize: 16, HiddenSize: 32, NumLayers: 2, NumHeads: 2,
-		MaxPositions: 64, Sharing: model.ShareNone, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
+		MaxPositions: 64, Sharing: sharing, HiddenDropout: 0.1, AttentionDropout: 0.1, SentenceHead: true}, DefaultConfig())
 	batches := []data.Batch{syntheticBatch(1, 8, 32, 5, 1000), syntheticBatch(2, 8, 32, 5, 1000)}
 	k := 0
 	return sp, func() (data.Batch, error) { k++; return batches[k%2], nil }

@@ -53,45 +53,48 @@ func TestGradAccumMatchesOneBatch(t *testing.T) {
 }
 
 // Training with the fused kernels follows the composed ops: the same losses
-// and gradient norms over 20 LAMB steps with dropout (same masks), sharing
-// none, to float rounding.
+// and gradient norms over 20 LAMB steps with dropout (same masks), to float
+// rounding. Sharing all also checks kernels.Linear's summed gradients of the
+// shared layer.
 func TestFusedKernelsTrainLikeComposed(t *testing.T) {
 	defer lockThread()()
 	if !kernels.Enabled() {
 		t.Skip(kernels.Status())
 	}
-	run := func() [][]float64 {
-		if err := backend.Seed(3); err != nil {
-			t.Fatal(err)
-		}
-		sp, next := dropoutStepper(t)
-		var out [][]float64
-		for step := 0; step < 20; step++ {
-			if err := backend.Seed(int64(step) + 10); err != nil { // as the loop: dropout seeded per step
+	for _, sharing := range []model.Sharing{model.ShareNone, model.ShareAll} {
+		run := func() [][]float64 {
+			if err := backend.Seed(3); err != nil {
 				t.Fatal(err)
 			}
-			sums, _, err := sp.Step(next, 1e-3, true)
-			if err != nil {
-				t.Fatal(err)
+			sp, next := dropoutStepper(t, sharing)
+			var out [][]float64
+			for step := 0; step < 20; step++ {
+				if err := backend.Seed(int64(step) + 10); err != nil { // as the loop: dropout seeded per step
+					t.Fatal(err)
+				}
+				sums, _, err := sp.Step(next, 1e-3, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, sums)
 			}
-			out = append(out, sums)
+			return out
 		}
-		return out
-	}
-	fused := run()
-	restore := kernels.Disable()
-	composed := run()
-	restore()
-	for step := range fused {
-		for i, name := range []string{"loss", "mlm", "sentence", "grad norm"} {
-			f, c := fused[step][i], composed[step][i]
-			// measured: ≤ 6e-8; a GELU backward off by 1% gives 1.3e-5
-			if math.Abs(f-c) > 1e-6*(1+math.Abs(c)) {
-				t.Fatalf("step %d %s: fused %.7g, composed %.7g", step, name, f, c)
+		fused := run()
+		restore := kernels.Disable()
+		composed := run()
+		restore()
+		for step := range fused {
+			for i, name := range []string{"loss", "mlm", "sentence", "grad norm"} {
+				f, c := fused[step][i], composed[step][i]
+				// measured: ≤ 6e-8; a GELU backward off by 1% gives 1.3e-5
+				if math.Abs(f-c) > 1e-6*(1+math.Abs(c)) {
+					t.Fatalf("sharing %s, step %d %s: fused %.7g, composed %.7g", sharing, step, name, f, c)
+				}
 			}
 		}
-	}
-	if fused[19][0] >= fused[0][0] {
-		t.Fatalf("loss did not fall: %g → %g", fused[0][0], fused[19][0])
+		if fused[19][0] >= fused[0][0] {
+			t.Fatalf("sharing %s: loss did not fall: %g → %g", sharing, fused[0][0], fused[19][0])
+		}
 	}
 }

@@ -13,7 +13,10 @@
 //   albert_softmax_dropout  attention's scale, mask, softmax and dropout in one
 //                     pass per row, and one for backward;
 //   albert_lamb       one LAMB/AdamW update of one parameter in two passes over
-//                     memory instead of ~15 tensor ops (which each make one).
+//                     memory instead of ~15 tensor ops (which each make one);
+//   albert_linear     a dense layer whose weight gradient is summed over all
+//                     its uses inside the GEMM (cross-layer sharing uses one
+//                     layer L times; autograd makes L gradients and adds them).
 //
 // The C ABI takes and returns gotch's tensor handles (torch::Tensor*). Each
 // function returns NULL, or an error message the caller frees with free().
@@ -26,9 +29,12 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 using torch::autograd::AutogradContext;
@@ -551,6 +557,106 @@ void lamb(at::Tensor& w, const at::Tensor& g0, at::Tensor& m, at::Tensor& v, con
   });
 }
 
+// -------------------------------------------------------------------- linear
+
+// GradSum collects the weight and bias gradients of one dense layer over its
+// uses in one forward pass. With ALBERT's cross-layer sharing the same layer
+// runs in all L layers; autograd would give each use's backward a fresh
+// gradient (which BLAS first zeroes) and then add the L of them one by one:
+// ~3 passes over the weight per use. Here the first use's backward to run
+// writes the product, the others add theirs inside the GEMM (beta = 1), and
+// whichever runs last returns the sum; the rest return no gradient, which
+// autograd treats as zero. An unshared layer has one use and gets the plain
+// product.
+struct GradSum : torch::CustomClassHolder {
+  std::mutex mu;
+  uint64_t pass = 0;     // the forward pass (albert_linear_pass) it belongs to
+  int64_t pending = 0;   // uses whose backward has not run yet
+  bool started = false;  // a backward has run: no more uses join
+  at::Tensor dw, db;
+};
+
+// current_pass numbers forward passes: uses of a weight join one sum only
+// within one pass, so two forwards' graphs never share a sum however their
+// backwards interleave.
+std::atomic<uint64_t> current_pass{0};
+
+// open_sums maps a weight (its TensorImpl) to its latest sum. Entries are
+// weak: a graph freed without a backward frees its sum.
+std::mutex open_sums_mu;
+std::unordered_map<const void*, c10::weak_intrusive_ptr<GradSum>> open_sums;
+
+// join_sum returns the sum a new use of w belongs to, counting the use.
+c10::intrusive_ptr<GradSum> join_sum(const at::Tensor& w) {
+  const uint64_t pass = current_pass.load();
+  std::lock_guard<std::mutex> lock(open_sums_mu);
+  auto it = open_sums.find(w.unsafeGetTensorImpl());
+  if (it != open_sums.end()) {
+    if (auto sum = it->second.lock()) {
+      std::lock_guard<std::mutex> l(sum->mu);
+      if (!sum->started && sum->pass == pass) {
+        sum->pending++;
+        return sum;
+      }
+    }
+  }
+  auto sum = c10::make_intrusive<GradSum>();
+  sum->pass = pass;
+  sum->pending = 1;
+  c10::weak_intrusive_ptr<GradSum> weak(sum);
+  if (it != open_sums.end()) it->second = std::move(weak);
+  else open_sums.emplace(w.unsafeGetTensorImpl(), std::move(weak));
+  return sum;
+}
+
+struct Linear : public torch::autograd::Function<Linear> {
+  // x [..., in] · wᵀ + b with w [out, in], as torch's linear (one addmm).
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                            c10::intrusive_ptr<GradSum> sum) {
+    auto x2 = x.reshape({-1, x.size(-1)});
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = w.size(0);
+    auto out = at::empty(shape, x.options());
+    auto out2 = out.view({x2.size(0), w.size(0)});
+    at::addmm_out(out2, b, x2, w.t());
+    ctx->save_for_backward({x2, w});
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    if (sum) ctx->saved_data["sum"] = c10::IValue::make_capsule(sum);
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x2 = saved[0];
+    const auto& w = saved[1];
+    auto g = grads[0].reshape({-1, w.size(0)});
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = at::mm(g, w).view(ctx->saved_data["x_sizes"].toIntVector());
+    const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
+    auto it = ctx->saved_data.find("sum");
+    if (it == ctx->saved_data.end()) {
+      if (need_w) dw = at::mm(g.t(), x2);
+      if (need_b) db = g.sum(0);
+    } else {
+      auto sum = c10::static_intrusive_pointer_cast<GradSum>(it->second.toCapsule());
+      std::lock_guard<std::mutex> lock(sum->mu);
+      sum->started = true;
+      if (need_w) {
+        if (sum->dw.defined()) sum->dw.addmm_(g.t(), x2);
+        else sum->dw = at::mm(g.t(), x2);
+      }
+      if (need_b) {
+        if (sum->db.defined()) sum->db.add_(g.sum(0));
+        else sum->db = g.sum(0);
+      }
+      if (--sum->pending == 0) {
+        dw = std::move(sum->dw);
+        db = std::move(sum->db);
+      }
+    }
+    return {dx, dw, db, at::Tensor()};
+  }
+};
+
 char* error_copy(const char* msg) {
   char* e = static_cast<char*>(std::malloc(std::strlen(msg) + 1));
   std::strcpy(e, msg);
@@ -572,7 +678,7 @@ char* error_copy(const char* msg) {
 extern "C" {
 
 // albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks it.
-int albert_kernels_abi() { return 3; }
+int albert_kernels_abi() { return 4; }
 
 // albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
 char* albert_gelu_tanh(void* x, void** out) {
@@ -632,6 +738,31 @@ char* albert_lamb(void* w, void* g, void* m, void* v, void* gscale, double lr, d
     at::NoGradGuard no_grad;
     lamb(*static_cast<at::Tensor*>(w), *static_cast<at::Tensor*>(g), *static_cast<at::Tensor*>(m),
          *static_cast<at::Tensor*>(v), static_cast<at::Tensor*>(gscale), lr, beta1, beta2, eps, wd, trust != 0);
+  })
+}
+
+// albert_linear_pass starts a new forward pass for albert_linear.
+void albert_linear_pass() { current_pass.fetch_add(1); }
+
+// albert_linear sets *out to x·wᵀ + b over the last dimension of x, CPU
+// float32, differentiable. Under grad mode each call is a use of w whose
+// weight and bias gradients are summed with w's other uses in the same pass
+// (since the last albert_linear_pass) and returned by the last use's
+// backward (see GradSum). So every use in a pass must be on the path of
+// that pass's backward, and a graph is backpropagated once.
+char* albert_linear(void* x, void* w, void* b, void** out) {
+  ALBERT_GUARD({
+    const auto& tx = *static_cast<at::Tensor*>(x);
+    const auto& tw = *static_cast<at::Tensor*>(w);
+    const auto& tb = *static_cast<at::Tensor*>(b);
+    for (const auto* t : {&tx, &tw, &tb}) {
+      TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat, "albert_linear: want CPU float tensors");
+    }
+    TORCH_CHECK(tx.dim() >= 1 && tw.dim() == 2 && tb.dim() == 1 && tx.size(-1) == tw.size(1) && tb.size(0) == tw.size(0),
+                "albert_linear: x ", tx.sizes(), ", weight ", tw.sizes(), ", bias ", tb.sizes(), " do not fit");
+    c10::intrusive_ptr<GradSum> sum;
+    if (at::GradMode::is_enabled() && (tw.requires_grad() || tb.requires_grad())) sum = join_sum(tw);
+    *out = new at::Tensor(Linear::apply(tx, tw, tb, sum));
   })
 }
 
