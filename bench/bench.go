@@ -116,6 +116,7 @@ type Options struct {
 	Steps  int    // timed steps (≥ 10 for the issue's statistics)
 	Warmup int    // untimed steps first
 	Device string // auto | cpu | cuda[:N]
+	Ops    int    // > 0: profile the timed steps per op and keep this many lines (Result.Ops)
 }
 
 // Result of one timed run; the JSON keys are shared with reference.py.
@@ -136,6 +137,40 @@ type Result struct {
 	PeakRSSMiB    float64   `json:"peak_rss_mib"`
 	Loss          float64   `json:"loss"`              // last logged loss (sanity)
 	Kernels       string    `json:"kernels,omitempty"` // kernels.Status(): fused or composed ops
+	Ops           []OpTime  `json:"ops,omitempty"`     // with Options.Ops: where a step's time goes
+}
+
+// OpTime is one line of a step's per-op profile, per step (the mean over
+// the timed steps). Self time excludes ops nested in the op, so the self
+// times add up to the time inside any op; the line named Outside holds the
+// rest of the mean step (Go, cgo and anything libtorch does not record).
+type OpTime struct {
+	Name    string  `json:"name"`
+	Calls   float64 `json:"calls_per_step"`
+	SelfMs  float64 `json:"self_ms"`
+	TotalMs float64 `json:"total_ms"`
+}
+
+// Outside names the profile line for step time spent outside every op.
+const Outside = "(outside any op)"
+
+// opTimes turns a profile of steps timed steps with the given step times
+// into per-step lines: the top n by self time, then Outside.
+func opTimes(stats []kernels.OpStat, steps int, times []float64, n int) []OpTime {
+	var mean, inside float64
+	for _, t := range times {
+		mean += t / float64(len(times))
+	}
+	var out []OpTime
+	for i, st := range stats {
+		self := float64(st.Self) / 1e6 / float64(steps)
+		inside += self
+		if i < n {
+			out = append(out, OpTime{Name: st.Name, Calls: float64(st.Calls) / float64(steps), SelfMs: self,
+				TotalMs: float64(st.Total) / 1e6 / float64(steps)})
+		}
+	}
+	return append(out, OpTime{Name: Outside, SelfMs: mean - inside, TotalMs: mean - inside})
 }
 
 // Fraction of the matmul ceiling.
@@ -195,6 +230,11 @@ func Run(s Spec, o Options) (Result, error) {
 	next := func() (data.Batch, error) { b := batches[k%len(batches)]; k++; return b, nil }
 	var times []float64
 	for step := 0; step < o.Warmup+o.Steps; step++ {
+		if o.Ops > 0 && step == o.Warmup {
+			if err := kernels.ProfileStart(); err != nil {
+				return res, fmt.Errorf("bench: a per-op profile needs the kernels library: %w", err)
+			}
+		}
 		if err := backend.Seed(int64(step) + 1); err != nil { // as the loop: dropout seeded per step
 			return res, err
 		}
@@ -212,6 +252,13 @@ func Run(s Spec, o Options) (Result, error) {
 		if sums != nil {
 			res.Loss = sums[0]
 		}
+	}
+	if o.Ops > 0 {
+		stats, err := kernels.ProfileStop()
+		if err != nil {
+			return res, err
+		}
+		res.Ops = opTimes(stats, o.Steps, times, o.Ops)
 	}
 	// The ceiling is measured again after the steps and the better reading
 	// kept: on a shared host one reading can be low, which would flatter the

@@ -41,7 +41,7 @@ func OursArgv(s Spec, o Options) ([]string, error) {
 		return nil, err
 	}
 	return []string{exe, "bench", "--worker", s.Name, "--steps", strconv.Itoa(o.Steps),
-		"--warmup", strconv.Itoa(o.Warmup), "--device", o.Device}, nil
+		"--warmup", strconv.Itoa(o.Warmup), "--device", o.Device, "--ops", strconv.Itoa(o.Ops)}, nil
 }
 
 // ReferenceArgv is the child command for the PyTorch-eager reference: the
@@ -137,6 +137,33 @@ func WriteTable(w io.Writer, rows []Row) error {
 				mark = "FAIL"
 			}
 			fmt.Fprintf(w, "%s  %-10s %s: %.3f (target %s %.2f)\n", mark, r.Spec.Name, v.What, v.Got, map[bool]string{true: "≤", false: "≥"}[strings.HasPrefix(v.What, "peak")], v.Want)
+		}
+	}
+	return nil
+}
+
+// WriteOps prints each row's per-op profile of our step (Options.Ops).
+func WriteOps(w io.Writer, rows []Row) error {
+	for _, r := range rows {
+		if r.Ours == nil || len(r.Ours.Ops) == 0 {
+			continue
+		}
+		var mean float64
+		for _, t := range r.Ours.MsAll {
+			mean += t / float64(len(r.Ours.MsAll))
+		}
+		fmt.Fprintf(w, "\n%s: where a step's %.0f ms go (mean of %d profiled steps; self = not in a nested op)\n", r.Spec.Name, mean, len(r.Ours.MsAll))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "self ms\t% of step\tcalls\ttotal ms\t  op")
+		for _, op := range r.Ours.Ops {
+			calls := fmt.Sprintf("%.0f", op.Calls)
+			if op.Name == Outside {
+				calls = ""
+			}
+			fmt.Fprintf(tw, "%.1f\t%.1f%%\t%s\t%.1f\t  %s\n", op.SelfMs, 100*op.SelfMs/mean, calls, op.TotalMs, op.Name)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
 		}
 	}
 	return nil

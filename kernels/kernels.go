@@ -23,6 +23,8 @@ typedef char *(*unary_fn)(void *, void **);
 typedef char *(*binary_fn)(void *, void *, void **);
 typedef char *(*ternary_fn)(void *, void *, void *, void **);
 typedef void (*void_fn)(void);
+typedef char *(*start_fn)(void);
+typedef char *(*stop_fn)(char **);
 typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
 typedef char *(*softmax_dropout_fn)(void *, void *, double, double, unsigned long long, void **);
 typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
@@ -37,6 +39,8 @@ static char *call_unary(void *f, void *x, void **out) { return ((unary_fn)f)(x, 
 static char *call_binary(void *f, void *a, void *b, void **out) { return ((binary_fn)f)(a, b, out); }
 static char *call_ternary(void *f, void *a, void *b, void *c, void **out) { return ((ternary_fn)f)(a, b, c, out); }
 static void call_void(void *f) { ((void_fn)f)(); }
+static char *call_start(void *f) { return ((start_fn)f)(); }
+static char *call_stop(void *f, char **out) { return ((stop_fn)f)(out); }
 static char *call_dropout(void *f, void *x, double p, unsigned long long key, void **out) { return ((dropout_fn)f)(x, p, key, out); }
 static char *call_softmax_dropout(void *f, void *s, void *m, double scale, double p, unsigned long long key, void **out) {
 	return ((softmax_dropout_fn)f)(s, m, scale, p, key, out);
@@ -51,8 +55,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
@@ -75,6 +83,8 @@ var (
 	lambStep unsafe.Pointer
 	dense    unsafe.Pointer
 	newPass  unsafe.Pointer
+	profOn   unsafe.Pointer
+	profOff  unsafe.Pointer
 )
 
 func load() {
@@ -100,12 +110,13 @@ func load() {
 		gelu, bmm, drop, lambStep = sym("albert_gelu_tanh"), sym("albert_bmm"), sym("albert_dropout"), sym("albert_lamb")
 		softDrop = sym("albert_softmax_dropout")
 		dense, newPass = sym("albert_linear"), sym("albert_linear_pass")
+		profOn, profOff = sym("albert_profile_start"), sym("albert_profile_stop")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
 		case C.call_abi(ver) != abi:
 			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
-		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil:
+		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil || profOn == nil || profOff == nil:
 			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
 		}
 	})
@@ -282,4 +293,56 @@ func LAMB(w, g, m, v, gscale *ts.Tensor, a LAMBArgs) error {
 	}
 	return cError(C.call_lamb(lambStep, ctensor(w), ctensor(g), ctensor(m), ctensor(v), s,
 		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay), trust))
+}
+
+// OpStat is one name's line of a per-op profile.
+type OpStat struct {
+	Name  string        // ATen op ("aten::addmm"), autograd node, or kernel ("albert::linear")
+	Calls int64         // times the scope ran
+	Self  time.Duration // inside the scope but not inside a scope nested in it
+	Total time.Duration // inside the scope
+}
+
+// ProfileStart starts a per-op profile of the calling OS thread (lock it):
+// every ATen op, autograd node and kernel entry point libtorch's
+// RecordFunction sees, timed and summed by name. A CPU backward runs on the
+// calling thread, so a training step is seen whole. It works with the
+// kernels turned off too (Disable), as long as the library is loaded.
+func ProfileStart() error {
+	load()
+	if loadErr != nil {
+		return loadErr
+	}
+	return cError(C.call_start(profOn))
+}
+
+// ProfileStop ends the profile and returns its lines, most self time first.
+func ProfileStop() ([]OpStat, error) {
+	load()
+	if loadErr != nil {
+		return nil, loadErr
+	}
+	var out *C.char
+	if err := cError(C.call_stop(profOff, &out)); err != nil {
+		return nil, err
+	}
+	text := C.GoString(out)
+	C.free(unsafe.Pointer(out))
+	var stats []OpStat
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		f := strings.SplitN(line, "\t", 4)
+		if len(f) != 4 {
+			continue
+		}
+		calls, err1 := strconv.ParseInt(f[0], 10, 64)
+		self, err2 := strconv.ParseFloat(f[1], 64)
+		total, err3 := strconv.ParseFloat(f[2], 64)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("profile line %q: %w", line, err)
+		}
+		stats = append(stats, OpStat{Name: f[3], Calls: calls,
+			Self: time.Duration(self * float64(time.Microsecond)), Total: time.Duration(total * float64(time.Microsecond))})
+	}
+	sort.Slice(stats, func(i, j int) bool { return stats[i].Self > stats[j].Self })
+	return stats, nil
 }

@@ -29,6 +29,7 @@ func init() {
 		memAt     int
 		worker    string
 		cpuprof   string
+		ops       int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -42,7 +43,7 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			opts := bench.Options{Steps: steps, Warmup: warmup, Device: device}
+			opts := bench.Options{Steps: steps, Warmup: warmup, Device: device, Ops: ops}
 			if worker != "" { // child process: one run, one JSON line
 				s, err := bench.Lookup(worker)
 				if err != nil {
@@ -132,7 +133,10 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
-			return bench.WriteTable(out, rows)
+			if err := bench.WriteTable(out, rows); err != nil {
+				return err
+			}
+			return bench.WriteOps(out, rows)
 		},
 	}
 	f := cmd.Flags()
@@ -154,6 +158,7 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 	f.IntVar(&memAt, "memory-at", 200, "the step after which peak RSS must stay within ±5%")
 	f.StringVar(&worker, "worker", "", "internal: run one configuration in this process and print JSON")
 	f.MarkHidden("worker")
+	f.IntVar(&ops, "ops", 0, "profile our timed steps per op and print the N ops with the most self time (the steps run a little slower)")
 	f.StringVar(&cpuprof, "cpuprofile", "", "with --worker: write a Go CPU profile (cgo callers show where each op comes from)")
 	root.AddCommand(cmd)
 }

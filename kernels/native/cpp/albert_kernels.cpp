@@ -24,12 +24,16 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <dlfcn.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <sstream>
+#include <string>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -657,6 +661,51 @@ struct Linear : public torch::autograd::Function<Linear> {
   }
 };
 
+// ------------------------------------------------------------------ profiler
+
+// A per-op profile of the calling thread: every RecordFunction scope (each
+// ATen op, each autograd node, each kernel entry point here) is timed and
+// summed by name, with self time = time not spent in nested scopes. The
+// autograd engine runs a CPU backward on the calling thread, so one thread
+// sees the whole step; OpenMP workers run inside the ops they belong to.
+struct OpStat {
+  int64_t calls = 0;
+  double self_us = 0, total_us = 0;
+};
+struct ProfFrame {
+  std::string name;
+  std::chrono::steady_clock::time_point start;
+  double child_us = 0;
+};
+thread_local std::vector<ProfFrame> prof_stack;
+std::mutex prof_mu;
+std::unordered_map<std::string, OpStat> prof_stats;
+bool prof_on = false;
+at::CallbackHandle prof_handle = 0;
+
+std::unique_ptr<at::ObserverContext> prof_enter(const at::RecordFunction& fn) {
+  prof_stack.push_back({fn.name(), std::chrono::steady_clock::now(), 0});
+  return nullptr;
+}
+
+void prof_exit(const at::RecordFunction&, at::ObserverContext*) {
+  if (prof_stack.empty()) return;
+  ProfFrame f = std::move(prof_stack.back());
+  prof_stack.pop_back();
+  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - f.start).count();
+  if (!prof_stack.empty()) prof_stack.back().child_us += us;
+  std::lock_guard<std::mutex> lock(prof_mu);
+  auto& st = prof_stats[f.name];
+  st.calls++;
+  st.total_us += us;
+  st.self_us += us - f.child_us;
+}
+
+// record marks a kernel entry point as one scope in the profile.
+#define ALBERT_RECORD(name)                                        \
+  at::RecordFunction albert_record_(at::RecordScope::USER_SCOPE); \
+  if (albert_record_.isActive()) albert_record_.before(name)
+
 char* error_copy(const char* msg) {
   char* e = static_cast<char*>(std::malloc(std::strlen(msg) + 1));
   std::strcpy(e, msg);
@@ -683,6 +732,7 @@ int albert_kernels_abi() { return 4; }
 // albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
 char* albert_gelu_tanh(void* x, void** out) {
   ALBERT_GUARD({
+    ALBERT_RECORD("albert::gelu_tanh");
     const auto& t = *static_cast<at::Tensor*>(x);
     TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_gelu_tanh: want a CPU float tensor");
     *out = new at::Tensor(GeluTanh::apply(t));
@@ -694,6 +744,7 @@ char* albert_gelu_tanh(void* x, void** out) {
 // differentiable.
 char* albert_dropout(void* x, double p, uint64_t key, void** out) {
   ALBERT_GUARD({
+    ALBERT_RECORD("albert::dropout");
     const auto& t = *static_cast<at::Tensor*>(x);
     TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_dropout: want a CPU float tensor");
     TORCH_CHECK(p >= 0 && p < 1, "albert_dropout: p = ", p, " is not in [0, 1)");
@@ -707,6 +758,7 @@ char* albert_dropout(void* x, double p, uint64_t key, void** out) {
 // differentiable in scores.
 char* albert_softmax_dropout(void* scores, void* mask, double scale, double p, uint64_t key, void** out) {
   ALBERT_GUARD({
+    ALBERT_RECORD("albert::softmax_dropout");
     const auto& s = *static_cast<at::Tensor*>(scores);
     const auto& m = *static_cast<at::Tensor*>(mask);
     TORCH_CHECK(s.dim() == 4 && s.device().is_cpu() && s.scalar_type() == at::kFloat && m.scalar_type() == at::kFloat,
@@ -720,6 +772,7 @@ char* albert_softmax_dropout(void* scores, void* mask, double scale, double p, u
 // 3-D or 4-D CPU tensors of one floating dtype, differentiable.
 char* albert_bmm(void* a, void* b, void** out) {
   ALBERT_GUARD({
+    ALBERT_RECORD("albert::bmm");
     const auto& ta = *static_cast<at::Tensor*>(a);
     const auto& tb = *static_cast<at::Tensor*>(b);
     TORCH_CHECK(ta.device().is_cpu() && tb.device().is_cpu(), "albert_bmm: want CPU tensors");
@@ -735,6 +788,7 @@ char* albert_bmm(void* a, void* b, void** out) {
 char* albert_lamb(void* w, void* g, void* m, void* v, void* gscale, double lr, double beta1, double beta2,
                   double eps, double wd, int trust) {
   ALBERT_GUARD({
+    ALBERT_RECORD("albert::lamb");
     at::NoGradGuard no_grad;
     lamb(*static_cast<at::Tensor*>(w), *static_cast<at::Tensor*>(g), *static_cast<at::Tensor*>(m),
          *static_cast<at::Tensor*>(v), static_cast<at::Tensor*>(gscale), lr, beta1, beta2, eps, wd, trust != 0);
@@ -752,6 +806,7 @@ void albert_linear_pass() { current_pass.fetch_add(1); }
 // that pass's backward, and a graph is backpropagated once.
 char* albert_linear(void* x, void* w, void* b, void** out) {
   ALBERT_GUARD({
+    ALBERT_RECORD("albert::linear");
     const auto& tx = *static_cast<at::Tensor*>(x);
     const auto& tw = *static_cast<at::Tensor*>(w);
     const auto& tb = *static_cast<at::Tensor*>(b);
@@ -763,6 +818,35 @@ char* albert_linear(void* x, void* w, void* b, void** out) {
     c10::intrusive_ptr<GradSum> sum;
     if (at::GradMode::is_enabled() && (tw.requires_grad() || tb.requires_grad())) sum = join_sum(tw);
     *out = new at::Tensor(Linear::apply(tx, tw, tb, sum));
+  })
+}
+
+// albert_profile_start starts the calling thread's per-op profile.
+char* albert_profile_start() {
+  ALBERT_GUARD({
+    std::lock_guard<std::mutex> lock(prof_mu);
+    TORCH_CHECK(!prof_on, "albert_profile_start: already profiling");
+    prof_stats.clear();
+    prof_stack.clear();
+    prof_handle = at::addThreadLocalCallback(
+        at::RecordFunctionCallback(prof_enter, prof_exit)
+            .needsInputs(false)
+            .scopes({at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION, at::RecordScope::USER_SCOPE}));
+    prof_on = true;
+  })
+}
+
+// albert_profile_stop ends the profile and sets *out to one line per scope
+// name, "calls<TAB>self µs<TAB>total µs<TAB>name", to be freed by the caller.
+char* albert_profile_stop(char** out) {
+  ALBERT_GUARD({
+    TORCH_CHECK(prof_on, "albert_profile_stop: not profiling");
+    at::removeCallback(prof_handle);
+    std::lock_guard<std::mutex> lock(prof_mu);
+    prof_on = false;
+    std::ostringstream o;
+    for (const auto& [name, st] : prof_stats) o << st.calls << '\t' << st.self_us << '\t' << st.total_us << '\t' << name << '\n';
+    *out = error_copy(o.str().c_str());
   })
 }
 
