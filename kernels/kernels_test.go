@@ -110,6 +110,36 @@ func TestMatmulMatchesLibtorch(t *testing.T) {
 	near(t, "4-D grad a", gg[0], gw[0], 1e-5)
 	near(t, "4-D grad b", gg[1], gw[1], 1e-5)
 
+	// Attention-sized blocks: full 6×64 tiles of the AVX-512 kernel, a
+	// transposed b (packed), a transposed a (read by columns), and sizes
+	// that leave row and column remainders.
+	for _, c := range []struct {
+		name   string
+		a, b   []int64
+		ta, tb bool // pass the transpose of a leaf of the reversed shape
+	}{
+		{name: "128×64 · (128×64)ᵀ", a: []int64{2, 3, 128, 64}, b: []int64{2, 3, 128, 64}, tb: true},
+		{name: "128×128 · 128×64", a: []int64{1, 2, 128, 128}, b: []int64{1, 2, 128, 64}},
+		{name: "(128×128)ᵀ · 128×64", a: []int64{1, 2, 128, 128}, b: []int64{1, 2, 128, 64}, ta: true},
+		{name: "13×70 · 70×100", a: []int64{3, 13, 70}, b: []int64{3, 70, 100}},
+	} {
+		a, b := leaf(&s, 1, c.a...), leaf(&s, 1, c.b...)
+		ua, ub := a, b
+		if c.ta {
+			ua = s.T(a.MustTranspose(-1, -2, false))
+		}
+		if c.tb {
+			ub = s.T(b.MustTranspose(-1, -2, false))
+		}
+		got := s.T(must(Matmul(ua, ub)))
+		want := s.T(ua.MustMatmul(ub, false))
+		near(t, c.name+" forward", backend.Float64s(got), backend.Float64s(want), 1e-4)
+		up := s.T(ts.MustRandn(want.MustSize(), gotch.Float, gotch.CPU))
+		gg, gw := backward(&s, got, up, a, b), backward(&s, want, up, a, b)
+		near(t, c.name+" grad a", gg[0], gw[0], 1e-4)
+		near(t, c.name+" grad b", gg[1], gw[1], 1e-4)
+	}
+
 	a := leaf(&s, 1, 4, 6, 3)
 	b := leaf(&s, 1, 4, 3, 5)
 	up3 := s.T(ts.MustRandn([]int64{4, 6, 5}, gotch.Float, gotch.CPU))

@@ -7,7 +7,8 @@
 //   albert_bmm        batched matmul for attention, one single-threaded GEMM
 //                     per (batch, head) spread over the intra-op threads (libtorch
 //                     without MKL loops over the batch calling a 2-thread GEMM
-//                     on 128×64×128 blocks: ~60 GFLOP/s of a 220 ceiling);
+//                     on 128×64×128 blocks: ~60 GFLOP/s of a 220 ceiling), on
+//                     AVX-512 CPUs an in-place 6×64 register-tile kernel;
 //   albert_dropout    inverted dropout with model/dropout.go's counter-based
 //                     mask, drawn and applied in one pass, saved as bytes;
 //   albert_softmax_dropout  attention's scale, mask, softmax and dropout in one
@@ -25,6 +26,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+#include <immintrin.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <dlfcn.h>
@@ -182,13 +184,138 @@ bool blas_operand(int64_t rows, int64_t cols, int64_t s0, int64_t s1, char* tran
   return false;
 }
 
+// small_gemm computes C = A·B for one attention block on one thread, where
+// a single-threaded OpenBLAS call reached ~50-85 GFLOP/s on these 128×64
+// and 128×128 operands (it packs both for so little work). Each 6×64 tile
+// of C is 24 AVX-512 accumulators; per k the kernel loads one row of B
+// (four vectors, unit stride in j: b[k·ldb + j]) and broadcasts six values
+// of A from a[i·as0 + k·as1] in place, its rows (as1 = 1) or its columns
+// (as0 = 1) being contiguous. C is written row-major with ldc. In a loop
+// on one 128×64×128 block it reached ~105 GFLOP/s, sgemm_ ~85.
+enum class ALayout { Rows, Cols };
+
+template <int R, bool Full, ALayout L>
+__attribute__((target("avx512f"))) ALBERT_INLINE void small_gemm_tile(int K, const float* a, int64_t as, const float* b,
+                                                                      int64_t ldb, float* c, int64_t ldc,
+                                                                      const __mmask16* m) {
+  __m512 acc[R][4];
+  const float* rp[R];  // L == Rows: row r of the strip
+#pragma GCC unroll 6
+  for (int r = 0; r < R; r++) {
+    for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
+    rp[r] = a + r * as;
+  }
+  for (int k = 0; k < K; k++) {
+    const float* bk = b + k * ldb;
+    __m512 bv[4];
+    for (int q = 0; q < 4; q++) bv[q] = Full ? _mm512_loadu_ps(bk + 16 * q) : _mm512_maskz_loadu_ps(m[q], bk + 16 * q);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+      const __m512 av = _mm512_set1_ps(L == ALayout::Rows ? rp[r][k] : a[k * as + r]);
+      for (int q = 0; q < 4; q++) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; r++) {
+    for (int q = 0; q < 4; q++) {
+      if (Full) _mm512_storeu_ps(c + r * ldc + 16 * q, acc[r][q]);
+      else _mm512_mask_storeu_ps(c + r * ldc + 16 * q, m[q], acc[r][q]);
+    }
+  }
+}
+
+template <int R, ALayout L>
+__attribute__((target("avx512f"))) void small_gemm_strip(int N, int K, const float* a, int64_t as, const float* b,
+                                                         int64_t ldb, float* c, int64_t ldc) {
+  for (int j = 0; j < N; j += 64) {
+    const int nj = std::min(64, N - j);
+    if (nj == 64) {
+      small_gemm_tile<R, true, L>(K, a, as, b + j, ldb, c + j, ldc, nullptr);
+    } else {
+      __mmask16 m[4];
+      for (int q = 0; q < 4; q++) {
+        const int left = std::clamp(nj - 16 * q, 0, 16);
+        m[q] = left == 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      }
+      small_gemm_tile<R, false, L>(K, a, as, b + j, ldb, c + j, ldc, m);
+    }
+  }
+}
+
+template <ALayout L>
+__attribute__((target("avx512f"))) void small_gemm_rows(int M, int N, int K, const float* a, int64_t as0, int64_t as1,
+                                                        const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const int64_t as = L == ALayout::Rows ? as0 : as1;  // between consecutive k (Cols) or rows (Rows)
+  for (int i = 0; i < M; i += 6) {
+    const float* ai = a + i * as0;
+    float* ci = c + i * ldc;
+    switch (std::min(6, M - i)) {
+      case 6: small_gemm_strip<6, L>(N, K, ai, as, b, ldb, ci, ldc); break;
+      case 5: small_gemm_strip<5, L>(N, K, ai, as, b, ldb, ci, ldc); break;
+      case 4: small_gemm_strip<4, L>(N, K, ai, as, b, ldb, ci, ldc); break;
+      case 3: small_gemm_strip<3, L>(N, K, ai, as, b, ldb, ci, ldc); break;
+      case 2: small_gemm_strip<2, L>(N, K, ai, as, b, ldb, ci, ldc); break;
+      default: small_gemm_strip<1, L>(N, K, ai, as, b, ldb, ci, ldc); break;
+    }
+  }
+}
+
+// small_gemm needs as1 == 1 or as0 == 1 (small_gemm_fits).
+void small_gemm(int M, int N, int K, const float* a, int64_t as0, int64_t as1, const float* b, int64_t ldb, float* c,
+                int64_t ldc) {
+  if (as1 == 1) small_gemm_rows<ALayout::Rows>(M, N, K, a, as0, as1, b, ldb, c, ldc);
+  else small_gemm_rows<ALayout::Cols>(M, N, K, a, as0, as1, b, ldb, c, ldc);
+}
+
+// use_small_gemm says whether small_gemm runs here (an AVX-512 CPU, and not
+// turned off by ALBERT_SMALL_GEMM=off, for A/B timings against sgemm_).
+bool use_small_gemm() {
+  static const bool on = [] {
+    const char* v = std::getenv("ALBERT_SMALL_GEMM");
+    return cpu_level() == 2 && !(v && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0));
+  }();
+  return on;
+}
+
+// bmm_small runs bmm_parallel's blocks through small_gemm. B blocks whose
+// rows are not contiguous (kᵀ in q·kᵀ, vᵀ in backward) are first copied
+// transposed into a per-thread buffer, which costs K·N copies against
+// M·N·K multiply-adds.
+void bmm_small(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, int64_t inner) {
+  const int64_t n = a.size(0) * inner;
+  const int M = int(a.size(-2)), K = int(a.size(-1)), N = int(b.size(-1));
+  auto offset = [inner](const at::Tensor& t, int64_t i) {
+    return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
+  };
+  const float* ap = a.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t as0 = a.stride(-2), as1 = a.stride(-1), bs0 = b.stride(-2), bs1 = b.stride(-1);
+  const bool pack = bs1 != 1;
+  at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> buf(pack ? size_t(K) * N : 0);
+    for (int64_t i = lo; i < hi; i++) {
+      const float* bi = bp + offset(b, i);
+      int64_t ldb = bs0;
+      if (pack) {
+        for (int k = 0; k < K; k++)
+          for (int j = 0; j < N; j++) buf[size_t(k) * N + j] = bi[k * bs0 + j * bs1];
+        bi = buf.data();
+        ldb = N;
+      }
+      small_gemm(M, N, K, ap + offset(a, i), as0, as1, bi, ldb, op + i * M * N, N);
+    }
+  });
+}
+
 // bmm_parallel computes a[i] @ b[i] for every batch index i of 3-D or 4-D
 // operands with the same leading dimensions, any strides. Each block is one
 // GEMM on one thread: inside an OpenMP parallel region OpenBLAS runs
 // single-threaded, so the threads split the batch instead of each block.
-// Float blocks call sgemm_ directly (row-major C = A·B is column-major
-// Cᵀ = Bᵀ·Aᵀ): going through at::mm_out cost three tensor views and a
-// dispatch per block, thousands per step.
+// Float blocks of up to 1024 on a side go through small_gemm on AVX-512
+// CPUs (ALBERT_SMALL_GEMM=off: not), else call sgemm_ directly (row-major
+// C = A·B is column-major Cᵀ = Bᵀ·Aᵀ): going through at::mm_out cost three
+// tensor views and a dispatch per block, thousands per step.
 at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == b.dim() && (a.dim() == 3 || a.dim() == 4), "albert_bmm: want two 3-D or 4-D tensors, got ", a.sizes(), " and ", b.sizes());
   TORCH_CHECK(a.size(-1) == b.size(-2), "albert_bmm: inner sizes differ: ", a.sizes(), " @ ", b.sizes());
@@ -203,6 +330,11 @@ at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   char ta, tb;
   int lda, ldb;
+  if (a.scalar_type() == at::kFloat && M > 0 && N > 0 && K > 0 && M <= 1024 && N <= 1024 && K <= 1024 &&
+      (a.stride(-1) == 1 || a.stride(-2) == 1) && (b.stride(-1) == 1 || b.stride(-2) == 1) && use_small_gemm()) {
+    bmm_small(a, b, out, inner);
+    return out;
+  }
   const sgemm_fn sgemm = a.scalar_type() == at::kFloat ? find_sgemm() : nullptr;
   if (sgemm != nullptr && M > 0 && N > 0 && K > 0 && blas_operand(M, K, a.stride(-2), a.stride(-1), &ta, &lda) &&
       blas_operand(K, N, b.stride(-2), b.stride(-1), &tb, &ldb)) {
