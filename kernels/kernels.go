@@ -24,6 +24,7 @@ typedef char *(*binary_fn)(void *, void *, void **);
 typedef char *(*ternary_fn)(void *, void *, void *, void **);
 typedef void (*void_fn)(void);
 typedef char *(*start_fn)(void);
+typedef char *(*norm_fn)(void **, int, double, void **, void **);
 typedef char *(*stop_fn)(char **);
 typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
 typedef char *(*softmax_dropout_fn)(void *, void *, double, double, unsigned long long, void **);
@@ -40,6 +41,9 @@ static char *call_binary(void *f, void *a, void *b, void **out) { return ((binar
 static char *call_ternary(void *f, void *a, void *b, void *c, void **out) { return ((ternary_fn)f)(a, b, c, out); }
 static void call_void(void *f) { ((void_fn)f)(); }
 static char *call_start(void *f) { return ((start_fn)f)(); }
+static char *call_norm(void *f, void **ts, int n, double max, void **norm, void **factor) {
+	return ((norm_fn)f)(ts, n, max, norm, factor);
+}
 static char *call_stop(void *f, char **out) { return ((stop_fn)f)(out); }
 static char *call_dropout(void *f, void *x, double p, unsigned long long key, void **out) { return ((dropout_fn)f)(x, p, key, out); }
 static char *call_softmax_dropout(void *f, void *s, void *m, double scale, double p, unsigned long long key, void **out) {
@@ -85,6 +89,7 @@ var (
 	newPass  unsafe.Pointer
 	profOn   unsafe.Pointer
 	profOff  unsafe.Pointer
+	normAll  unsafe.Pointer
 )
 
 func load() {
@@ -111,12 +116,13 @@ func load() {
 		softDrop = sym("albert_softmax_dropout")
 		dense, newPass = sym("albert_linear"), sym("albert_linear_pass")
 		profOn, profOff = sym("albert_profile_start"), sym("albert_profile_stop")
+		normAll = sym("albert_global_norm")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
 		case C.call_abi(ver) != abi:
 			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
-		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil || profOn == nil || profOff == nil:
+		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil || profOn == nil || profOff == nil || normAll == nil:
 			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
 		}
 	})
@@ -266,6 +272,32 @@ func NewPass() {
 	if Enabled() {
 		C.call_void(newPass)
 	}
+}
+
+// GlobalNorm returns √(Σ over xs of Σx²) as a float32 scalar tensor, and,
+// when maxNorm > 0, the clipping factor maxNorm / max(norm, maxNorm) (else
+// nil): one parallel pass over all the tensors, summed in float64, where
+// the composed ops take a norm per tensor and the norm of the norms.
+func GlobalNorm(xs []*ts.Tensor, maxNorm float64) (norm, factor *ts.Tensor, err error) {
+	if !Enabled() {
+		return nil, nil, loadErr
+	}
+	// The handles go in C memory: cgo may not pass Go memory holding pointers.
+	mem := C.malloc(C.size_t(max(1, len(xs))) * C.size_t(unsafe.Sizeof(unsafe.Pointer(nil))))
+	defer C.free(mem)
+	arr := unsafe.Slice((*unsafe.Pointer)(mem), len(xs))
+	for i, x := range xs {
+		arr[i] = ctensor(x)
+	}
+	var n, f unsafe.Pointer
+	if err := cError(C.call_norm(normAll, (*unsafe.Pointer)(mem), C.int(len(xs)), C.double(maxNorm), &n, &f)); err != nil {
+		return nil, nil, err
+	}
+	norm = ts.New(lib.Ctensor(n))
+	if f != nil {
+		factor = ts.New(lib.Ctensor(f))
+	}
+	return norm, factor, nil
 }
 
 // LAMBArgs are one update's hyperparameters.

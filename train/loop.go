@@ -297,13 +297,28 @@ func acc(s *backend.Scope, sum, x *ts.Tensor) *ts.Tensor {
 // tf.clip_by_global_norm, 1.0), both on the device: no host sync. The
 // factor is nil when maxNorm ≤ 0 (no clipping). The gradients are left as
 // they are: the optimizer applies the factor as it reads them, which saves
-// a pass over every gradient.
+// a pass over every gradient. On the CPU the norm is one kernels.GlobalNorm
+// pass over all gradients.
 func clipGrads(s *backend.Scope, grads []*ts.Tensor, maxNorm float64) (norm, factor *ts.Tensor) {
-	var norms []*ts.Tensor
+	var gs []*ts.Tensor
 	for _, g := range grads {
 		if g != nil {
-			norms = append(norms, s.T(g.MustNorm(false)))
+			gs = append(gs, g)
 		}
+	}
+	if kernels.Applies(gs...) {
+		n, f, err := kernels.GlobalNorm(gs, maxNorm)
+		if err != nil {
+			panic(fmt.Errorf("train: clipping: %w", err)) // tensors this package made: a bug, not input
+		}
+		if f != nil {
+			factor = s.T(f)
+		}
+		return s.T(n), factor
+	}
+	var norms []*ts.Tensor
+	for _, g := range gs {
+		norms = append(norms, s.T(g.MustNorm(false)))
 	}
 	norm = s.T(s.T(ts.MustStack(norms, 0)).MustNorm(false))
 	if maxNorm > 0 {

@@ -693,6 +693,48 @@ void lamb(at::Tensor& w, const at::Tensor& g0, at::Tensor& m, at::Tensor& v, con
   });
 }
 
+// --------------------------------------------------------------- global norm
+
+// sumsq_body returns Σx² over n floats, accumulated in double.
+ALBERT_INLINE double sumsq_body(const float* x, int64_t n) {
+  double acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; i++) acc += double(x[i]) * double(x[i]);
+  return acc;
+}
+__attribute__((target(ALBERT_AVX512))) double sumsq_avx512(const float* x, int64_t n) { return sumsq_body(x, n); }
+__attribute__((target("avx2,fma"))) double sumsq_avx2(const float* x, int64_t n) { return sumsq_body(x, n); }
+double sumsq_base(const float* x, int64_t n) { return sumsq_body(x, n); }
+double sumsq(const float* x, int64_t n) {
+  static const int level = cpu_level();
+  return level == 2 ? sumsq_avx512(x, n) : level == 1 ? sumsq_avx2(x, n) : sumsq_base(x, n);
+}
+
+// global_norm is √(Σ over the tensors of Σx²): one parallel pass over all of
+// them in fixed chunks (so the result does not depend on the thread count),
+// where norm-per-tensor-then-norm-of-norms is two ops per tensor.
+double global_norm(const std::vector<at::Tensor>& ts) {
+  struct Piece {
+    const float* p;
+    int64_t n;
+  };
+  std::vector<at::Tensor> held;  // contiguous copies of strided tensors
+  std::vector<Piece> pieces;
+  for (const auto& t : ts) {
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_global_norm: want CPU float tensors");
+    const at::Tensor& c = t.is_contiguous() ? t : held.emplace_back(t.contiguous());
+    const float* p = c.data_ptr<float>();
+    for (int64_t off = 0; off < c.numel(); off += kChunk) pieces.push_back({p + off, std::min(kChunk, c.numel() - off)});
+  }
+  std::vector<double> part(pieces.size());
+  at::parallel_for(0, int64_t(pieces.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) part[i] = sumsq(pieces[i].p, pieces[i].n);
+  });
+  double total = 0;
+  for (double x : part) total += x;
+  return std::sqrt(total);
+}
+
 // -------------------------------------------------------------------- linear
 
 // GradSum collects the weight and bias gradients of one dense layer over its
@@ -950,6 +992,20 @@ char* albert_linear(void* x, void* w, void* b, void** out) {
     c10::intrusive_ptr<GradSum> sum;
     if (at::GradMode::is_enabled() && (tw.requires_grad() || tb.requires_grad())) sum = join_sum(tw);
     *out = new at::Tensor(Linear::apply(tx, tw, tb, sum));
+  })
+}
+
+// albert_global_norm sets *norm to √(Σ over the n tensors of Σx²) (CPU
+// float32; a float32 scalar tensor) and, when max_norm > 0, *factor to
+// max_norm / max(norm, max_norm), the clipping factor (else NULL).
+char* albert_global_norm(void** tensors, int n, double max_norm, void** norm, void** factor) {
+  ALBERT_GUARD({
+    ALBERT_RECORD("albert::global_norm");
+    std::vector<at::Tensor> ts;
+    for (int i = 0; i < n; i++) ts.push_back(*static_cast<at::Tensor*>(tensors[i]));
+    const double g = global_norm(ts);
+    *norm = new at::Tensor(at::scalar_tensor(g, at::kFloat));
+    *factor = max_norm > 0 ? new at::Tensor(at::scalar_tensor(max_norm / std::max(g, max_norm), at::kFloat)) : nullptr;
   })
 }
 
