@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -214,5 +215,27 @@ func TestSoftmaxDropoutMatchesComposed(t *testing.T) {
 	bad := s.T(ts.MustZeros([]int64{B + 1, 1, 1, S}, gotch.Float, gotch.CPU))
 	if _, err := SoftmaxDropout(scores, bad, scale, 0, key); err == nil || !strings.Contains(err.Error(), "albert_softmax_dropout") {
 		t.Fatalf("mask of the wrong size: err = %v", err)
+	}
+}
+
+// Attention's products keep the head-interleaved layout: probs·v comes out
+// in v's [B,S,nh,d] order, so merging the heads back needs no copy.
+func TestMatmulKeepsHeadLayout(t *testing.T) {
+	defer need(t)()
+	var s backend.Scope
+	defer s.Free()
+	const B, S, nh, d = 2, 16, 3, 8
+	heads := func(x *ts.Tensor) *ts.Tensor { return s.T(x.MustTranspose(1, 2, false)) }
+	q, k, v := heads(leaf(&s, 1, B, S, nh, d)), heads(leaf(&s, 1, B, S, nh, d)), heads(leaf(&s, 1, B, S, nh, d))
+	scores := s.T(must(Matmul(q, s.T(k.MustTranspose(-1, -2, false)))))
+	if ok, _ := scores.IsContiguous(); !ok {
+		t.Fatalf("scores strides %v, want contiguous", scores.MustStride())
+	}
+	ctx := s.T(must(Matmul(scores, v)))
+	if got, want := ctx.MustStride(), v.MustStride(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("context strides %v, want v's %v", got, want)
+	}
+	if ok, _ := s.T(ctx.MustTranspose(1, 2, false)).IsContiguous(); !ok {
+		t.Fatal("context with the heads merged back is not contiguous")
 	}
 }

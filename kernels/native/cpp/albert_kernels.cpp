@@ -277,8 +277,8 @@ bool use_small_gemm() {
   return on;
 }
 
-// bmm_small runs bmm_parallel's blocks through small_gemm. B blocks whose
-// rows are not contiguous (kᵀ in q·kᵀ, vᵀ in backward) are first copied
+// bmm_small runs bmm_into's blocks through small_gemm. B blocks whose rows
+// are not contiguous (kᵀ in q·kᵀ, vᵀ in backward) are first copied
 // transposed into a per-thread buffer, which costs K·N copies against
 // M·N·K multiply-adds.
 void bmm_small(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, int64_t inner) {
@@ -290,7 +290,7 @@ void bmm_small(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, int64_
   const float* ap = a.data_ptr<float>();
   const float* bp = b.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  const int64_t as0 = a.stride(-2), as1 = a.stride(-1), bs0 = b.stride(-2), bs1 = b.stride(-1);
+  const int64_t as0 = a.stride(-2), as1 = a.stride(-1), bs0 = b.stride(-2), bs1 = b.stride(-1), ldc = out.stride(-2);
   const bool pack = bs1 != 1;
   at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> buf(pack ? size_t(K) * N : 0);
@@ -298,61 +298,64 @@ void bmm_small(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, int64_
       const float* bi = bp + offset(b, i);
       int64_t ldb = bs0;
       if (pack) {
-        for (int k = 0; k < K; k++)
-          for (int j = 0; j < N; j++) buf[size_t(k) * N + j] = bi[k * bs0 + j * bs1];
+        for (int j = 0; j < N; j++)
+          for (int k = 0; k < K; k++) buf[size_t(k) * N + j] = bi[k * bs0 + j * bs1];
         bi = buf.data();
         ldb = N;
       }
-      small_gemm(M, N, K, ap + offset(a, i), as0, as1, bi, ldb, op + i * M * N, N);
+      small_gemm(M, N, K, ap + offset(a, i), as0, as1, bi, ldb, op + offset(out, i), ldc);
     }
   });
 }
 
-// bmm_parallel computes a[i] @ b[i] for every batch index i of 3-D or 4-D
-// operands with the same leading dimensions, any strides. Each block is one
-// GEMM on one thread: inside an OpenMP parallel region OpenBLAS runs
-// single-threaded, so the threads split the batch instead of each block.
-// Float blocks of up to 1024 on a side go through small_gemm on AVX-512
-// CPUs (ALBERT_SMALL_GEMM=off: not), else call sgemm_ directly (row-major
-// C = A·B is column-major Cᵀ = Bᵀ·Aᵀ): going through at::mm_out cost three
-// tensor views and a dispatch per block, thousands per step.
-at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
-  TORCH_CHECK(a.dim() == b.dim() && (a.dim() == 3 || a.dim() == 4), "albert_bmm: want two 3-D or 4-D tensors, got ", a.sizes(), " and ", b.sizes());
-  TORCH_CHECK(a.size(-1) == b.size(-2), "albert_bmm: inner sizes differ: ", a.sizes(), " @ ", b.sizes());
-  for (int64_t d = 0; d < a.dim() - 2; d++) {
-    TORCH_CHECK(a.size(d) == b.size(d), "albert_bmm: batch sizes differ: ", a.sizes(), " @ ", b.sizes());
+// bmm_into computes out[i] = a[i] @ b[i] for every batch index i of 3-D or
+// 4-D operands with the same leading dimensions, any strides, into out,
+// whose blocks are row-major or column-major (any leading strides). Each
+// block is one GEMM on one thread: inside an OpenMP parallel region
+// OpenBLAS runs single-threaded, so the threads split the batch instead of
+// each block. Float blocks of up to 1024 on a side go through small_gemm on
+// AVX-512 CPUs (ALBERT_SMALL_GEMM=off: not), else call sgemm_ directly
+// (row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ): going through at::mm_out
+// cost three tensor views and a dispatch per block, thousands per step.
+void bmm_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
+  if (out.stride(-1) != 1 && out.stride(-2) == 1) {  // column-major blocks: Cᵀ = Bᵀ·Aᵀ, row-major
+    auto outT = out.transpose(-1, -2);
+    bmm_into(b.transpose(-1, -2), a.transpose(-1, -2), outT);
+    return;
   }
-  std::vector<int64_t> shape(a.sizes().begin(), a.sizes().end());
-  shape.back() = b.size(-1);
-  auto out = at::empty(shape, a.options());
   const int64_t inner = a.dim() == 4 ? a.size(1) : 1;
   const int64_t n = a.size(0) * inner;
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    out.zero_();
+    return;
+  }
   char ta, tb;
   int lda, ldb;
-  if (a.scalar_type() == at::kFloat && M > 0 && N > 0 && K > 0 && M <= 1024 && N <= 1024 && K <= 1024 &&
+  if (a.scalar_type() == at::kFloat && out.stride(-1) == 1 && M <= 1024 && N <= 1024 && K <= 1024 &&
       (a.stride(-1) == 1 || a.stride(-2) == 1) && (b.stride(-1) == 1 || b.stride(-2) == 1) && use_small_gemm()) {
     bmm_small(a, b, out, inner);
-    return out;
+    return;
   }
+  // offset of block i in a tensor: leading index (i / inner, i % inner)
+  auto offset = [inner](const at::Tensor& t, int64_t i) {
+    return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
+  };
   const sgemm_fn sgemm = a.scalar_type() == at::kFloat ? find_sgemm() : nullptr;
-  if (sgemm != nullptr && M > 0 && N > 0 && K > 0 && blas_operand(M, K, a.stride(-2), a.stride(-1), &ta, &lda) &&
+  if (sgemm != nullptr && out.stride(-1) == 1 && blas_operand(M, K, a.stride(-2), a.stride(-1), &ta, &lda) &&
       blas_operand(K, N, b.stride(-2), b.stride(-1), &tb, &ldb)) {
-    // offset of block i in a tensor: leading index (i / inner, i % inner)
-    auto offset = [inner](const at::Tensor& t, int64_t i) {
-      return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
-    };
     const float* ap = a.data_ptr<float>();
     const float* bp = b.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    const int m = int(M), k = int(K), nn = int(N);
+    const int m = int(M), k = int(K), nn = int(N), ldc = int(out.stride(-2));
     const float one = 1, zero = 0;
     at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; i++) {
-        sgemm(&tb, &ta, &nn, &m, &k, &one, bp + offset(b, i), &ldb, ap + offset(a, i), &lda, &zero, op + i * M * N, &nn);
+        sgemm(&tb, &ta, &nn, &m, &k, &one, bp + offset(b, i), &ldb, ap + offset(a, i), &lda, &zero, op + offset(out, i), &ldc);
       }
     });
-    return out;
+    return;
   }
   auto block = [inner](const at::Tensor& t, int64_t i) {
     return t.dim() == 4 ? t.select(0, i / inner).select(0, i % inner) : t.select(0, i);
@@ -364,21 +367,41 @@ at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b) {
       at::mm_out(o, block(a, i), block(b, i));
     }
   });
+}
+
+// bmm_parallel returns a @ b (see bmm_into), laid out like `like` when that
+// has the product's shape and a dense layout, else contiguous. Attention
+// passes the operand whose layout the result should share: the context
+// probs·v comes out in v's [B,S,nh,d] order, so merging the heads back is a
+// view, not a copy, and each gradient comes out in its input's layout, so
+// the head split's backward is a view too.
+at::Tensor bmm_parallel(const at::Tensor& a, const at::Tensor& b, const at::Tensor& like) {
+  TORCH_CHECK(a.dim() == b.dim() && (a.dim() == 3 || a.dim() == 4), "albert_bmm: want two 3-D or 4-D tensors, got ", a.sizes(), " and ", b.sizes());
+  TORCH_CHECK(a.size(-1) == b.size(-2), "albert_bmm: inner sizes differ: ", a.sizes(), " @ ", b.sizes());
+  for (int64_t d = 0; d < a.dim() - 2; d++) {
+    TORCH_CHECK(a.size(d) == b.size(d), "albert_bmm: batch sizes differ: ", a.sizes(), " @ ", b.sizes());
+  }
+  std::vector<int64_t> shape(a.sizes().begin(), a.sizes().end());
+  shape.back() = b.size(-1);
+  at::Tensor out = like.defined() && like.sizes().vec() == shape && like.is_non_overlapping_and_dense()
+                       ? at::empty_strided(shape, like.strides(), a.options())
+                       : at::empty(shape, a.options());
+  bmm_into(a, b, out);
   return out;
 }
 
 struct BMM : public torch::autograd::Function<BMM> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
     ctx->save_for_backward({a, b});
-    return bmm_parallel(a.detach(), b.detach());
+    return bmm_parallel(a.detach(), b.detach(), b);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto a = saved[0].detach(), b = saved[1].detach();
     auto g = grads[0].detach();
     at::Tensor ga, gb;
-    if (ctx->needs_input_grad(0)) ga = bmm_parallel(g, b.transpose(-1, -2));
-    if (ctx->needs_input_grad(1)) gb = bmm_parallel(a.transpose(-1, -2), g);
+    if (ctx->needs_input_grad(0)) ga = bmm_parallel(g, b.transpose(-1, -2), a);
+    if (ctx->needs_input_grad(1)) gb = bmm_parallel(a.transpose(-1, -2), g, b);
     return {ga, gb};
   }
 };
