@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -18,20 +19,24 @@ func TestLinearMatchesLibtorch(t *testing.T) {
 	var s backend.Scope
 	defer s.Free()
 	backend.Seed(4)
-	x := leaf(&s, 1, 3, 5, 7)
-	w := leaf(&s, 0.3, 4, 7)
-	b := leaf(&s, 1, 4)
-	up := s.T(ts.MustRandn([]int64{3, 5, 4}, gotch.Float, gotch.CPU))
-	NewPass()
-	got := s.T(must(Linear(x, w, b)))
-	want := linearRef(&s, x, w, b)
-	if g, w := got.MustSize(), want.MustSize(); len(g) != 3 || g[2] != w[2] {
-		t.Fatalf("shape %v, libtorch %v", g, w)
-	}
-	near(t, "forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
-	gg, gw := backward(&s, got, up, x, w, b), backward(&s, want, up, x, w, b)
-	for i, name := range []string{"grad x", "grad w", "grad b"} {
-		near(t, name, gg[i], gw[i], 1e-5)
+	// 150 rows: the bias gradient's column sums run in bands of 64.
+	for _, sh := range [][3]int64{{3, 5, 7}, {3, 50, 70}} {
+		B, S, in, out := sh[0], sh[1], sh[2], sh[2]+3
+		x := leaf(&s, 1, B, S, in)
+		w := leaf(&s, 0.3, out, in)
+		b := leaf(&s, 1, out)
+		up := s.T(ts.MustRandn([]int64{B, S, out}, gotch.Float, gotch.CPU))
+		NewPass()
+		got := s.T(must(Linear(x, w, b)))
+		want := linearRef(&s, x, w, b)
+		if g, w := got.MustSize(), want.MustSize(); fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Fatalf("shape %v, libtorch %v", g, w)
+		}
+		near(t, "forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
+		gg, gw := backward(&s, got, up, x, w, b), backward(&s, want, up, x, w, b)
+		for i, name := range []string{"grad x", "grad w", "grad b"} {
+			near(t, fmt.Sprint(sh, " ", name), gg[i], gw[i], 1e-5)
+		}
 	}
 }
 
