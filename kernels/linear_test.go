@@ -68,6 +68,33 @@ func TestLinearSumsSharedLayerGradients(t *testing.T) {
 	}
 }
 
+// An input read by three dense layers (attention's query, key and value)
+// and by a residual gets the sum of all four gradients.
+func TestLinearSumsSharedInputGradients(t *testing.T) {
+	defer need(t)()
+	var s backend.Scope
+	defer s.Free()
+	backend.Seed(9)
+	x := leaf(&s, 1, 2, 6, 8)
+	ws := []*ts.Tensor{leaf(&s, 0.3, 5, 8), leaf(&s, 0.3, 5, 8), leaf(&s, 0.3, 8, 8)}
+	bs := []*ts.Tensor{leaf(&s, 0.1, 5), leaf(&s, 0.1, 5), leaf(&s, 0.1, 8)}
+	up := s.T(ts.MustRandn([]int64{2, 6, 8}, gotch.Float, gotch.CPU))
+	f := func(lin func(x, w, b *ts.Tensor) *ts.Tensor) *ts.Tensor {
+		q, k, v := lin(x, ws[0], bs[0]), lin(x, ws[1], bs[1]), lin(x, ws[2], bs[2])
+		qk := s.T(s.T(q.MustMul(k, false)).MustSumDimIntlist([]int64{-1}, true, gotch.Float, false)) // [2,6,1]
+		return s.T(s.T(v.MustMul(qk, false)).MustAdd(x, false))                                      // + residual
+	}
+	NewPass()
+	got := f(func(x, w, b *ts.Tensor) *ts.Tensor { return s.T(must(Linear(x, w, b))) })
+	want := f(func(x, w, b *ts.Tensor) *ts.Tensor { return linearRef(&s, x, w, b) })
+	near(t, "forward", backend.Float64s(got), backend.Float64s(want), 1e-5)
+	xs := append([]*ts.Tensor{x}, ws...)
+	gg, gw := backward(&s, got, up, xs...), backward(&s, want, up, xs...)
+	for i := range xs {
+		near(t, fmt.Sprint("grad ", i), gg[i], gw[i], 1e-5)
+	}
+}
+
 // Two forward passes alive at once, backpropagated one after the other:
 // NewPass keeps their sums apart, so each backward gets its own gradient
 // (without it, the first backward would leave w's to the second).

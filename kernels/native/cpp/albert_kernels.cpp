@@ -807,7 +807,8 @@ double global_norm(const std::vector<at::Tensor>& ts) {
 // -------------------------------------------------------------------- linear
 
 // GradSum collects the weight and bias gradients of one dense layer over its
-// uses in one forward pass. With ALBERT's cross-layer sharing the same layer
+// uses in one forward pass (and, the same way, the gradient of an input that
+// several dense layers read: attention's query, key and value projections). With ALBERT's cross-layer sharing the same layer
 // runs in all L layers; autograd would give each use's backward a fresh
 // gradient (which BLAS first zeroes) and then add the L of them one by one:
 // ~3 passes over the weight per use. Here the first use's backward to run
@@ -820,7 +821,17 @@ struct GradSum : torch::CustomClassHolder {
   uint64_t pass = 0;     // the forward pass (albert_linear_pass) it belongs to
   int64_t pending = 0;   // uses whose backward has not run yet
   bool started = false;  // a backward has run: no more uses join
-  at::Tensor dw, db;
+  at::Tensor dw, db;     // a weight's sums
+  at::Tensor dx;         // an input's sum (query, key and value share theirs)
+  at::Tensor key;        // the tensor summed for: held, so its address is not reused while the sum lives
+  // The registry's weak reference keeps the object (not its tensors) once the
+  // last strong one is gone: let the tensors go then.
+  void release_resources() override {
+    dw.reset();
+    db.reset();
+    dx.reset();
+    key.reset();
+  }
 };
 
 // current_pass numbers forward passes: uses of a weight join one sum only
@@ -828,8 +839,9 @@ struct GradSum : torch::CustomClassHolder {
 // backwards interleave.
 std::atomic<uint64_t> current_pass{0};
 
-// open_sums maps a weight (its TensorImpl) to its latest sum. Entries are
-// weak: a graph freed without a backward frees its sum.
+// open_sums maps a tensor (its TensorImpl) to its latest sum. Entries are
+// weak: a graph freed without a backward frees its sum. A live sum holds
+// its tensor, so no other tensor can take that address meanwhile.
 std::mutex open_sums_mu;
 std::unordered_map<const void*, c10::weak_intrusive_ptr<GradSum>> open_sums;
 
@@ -850,16 +862,26 @@ c10::intrusive_ptr<GradSum> join_sum(const at::Tensor& w) {
   auto sum = c10::make_intrusive<GradSum>();
   sum->pass = pass;
   sum->pending = 1;
+  sum->key = w;
   c10::weak_intrusive_ptr<GradSum> weak(sum);
-  if (it != open_sums.end()) it->second = std::move(weak);
-  else open_sums.emplace(w.unsafeGetTensorImpl(), std::move(weak));
+  if (it != open_sums.end()) {
+    it->second = std::move(weak);
+  } else {
+    open_sums.emplace(w.unsafeGetTensorImpl(), std::move(weak));
+    // Activations are new tensors every pass: drop the entries of finished sums.
+    static size_t sweep_at = 256;
+    if (open_sums.size() > sweep_at) {
+      for (auto e = open_sums.begin(); e != open_sums.end();) e = e->second.expired() ? open_sums.erase(e) : std::next(e);
+      sweep_at = std::max<size_t>(256, 2 * open_sums.size());
+    }
+  }
   return sum;
 }
 
 struct Linear : public torch::autograd::Function<Linear> {
   // x [..., in] · wᵀ + b with w [out, in], as torch's linear (one addmm).
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                            c10::intrusive_ptr<GradSum> sum) {
+                            c10::intrusive_ptr<GradSum> sum, c10::intrusive_ptr<GradSum> xsum) {
     auto x2 = x.reshape({-1, x.size(-1)});
     std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
     shape.back() = w.size(0);
@@ -869,6 +891,7 @@ struct Linear : public torch::autograd::Function<Linear> {
     ctx->save_for_backward({x2, w});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
     if (sum) ctx->saved_data["sum"] = c10::IValue::make_capsule(sum);
+    if (xsum) ctx->saved_data["xsum"] = c10::IValue::make_capsule(xsum);
     return out;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -879,7 +902,19 @@ struct Linear : public torch::autograd::Function<Linear> {
     const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
     // The bias gradient first, while g is still in cache from the op that made it.
     at::Tensor dx, dw, db = need_b ? colsum(g) : at::Tensor();
-    if (ctx->needs_input_grad(0)) dx = at::mm(g, w).view(ctx->saved_data["x_sizes"].toIntVector());
+    auto xit = ctx->saved_data.find("xsum");
+    if (xit == ctx->saved_data.end()) {
+      if (ctx->needs_input_grad(0)) dx = at::mm(g, w).view(ctx->saved_data["x_sizes"].toIntVector());
+    } else {  // x feeds several dense layers: their input gradients add up inside the GEMM
+      auto xsum = c10::static_intrusive_pointer_cast<GradSum>(xit->second.toCapsule());
+      std::lock_guard<std::mutex> lock(xsum->mu);
+      xsum->started = true;
+      if (ctx->needs_input_grad(0)) {
+        if (xsum->dx.defined()) xsum->dx.view({-1, w.size(1)}).addmm_(g, w);
+        else xsum->dx = at::mm(g, w).view(ctx->saved_data["x_sizes"].toIntVector());
+      }
+      if (--xsum->pending == 0) dx = std::move(xsum->dx);
+    }
     auto it = ctx->saved_data.find("sum");
     if (it == ctx->saved_data.end()) {
       if (need_w) dw = at::mm(g.t(), x2);
@@ -901,7 +936,7 @@ struct Linear : public torch::autograd::Function<Linear> {
         db = std::move(sum->db);
       }
     }
-    return {dx, dw, db, at::Tensor()};
+    return {dx, dw, db, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -1060,8 +1095,10 @@ char* albert_linear(void* x, void* w, void* b, void** out) {
     TORCH_CHECK(tx.dim() >= 1 && tw.dim() == 2 && tb.dim() == 1 && tx.size(-1) == tw.size(1) && tb.size(0) == tw.size(0),
                 "albert_linear: x ", tx.sizes(), ", weight ", tw.sizes(), ", bias ", tb.sizes(), " do not fit");
     c10::intrusive_ptr<GradSum> sum;
+    c10::intrusive_ptr<GradSum> xsum;
     if (at::GradMode::is_enabled() && (tw.requires_grad() || tb.requires_grad())) sum = join_sum(tw);
-    *out = new at::Tensor(Linear::apply(tx, tw, tb, sum));
+    if (at::GradMode::is_enabled() && tx.requires_grad()) xsum = join_sum(tx);
+    *out = new at::Tensor(Linear::apply(tx, tw, tb, sum, xsum));
   })
 }
 
