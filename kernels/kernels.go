@@ -27,6 +27,7 @@ typedef char *(*start_fn)(void);
 typedef char *(*norm_fn)(void **, int, double, void **, void **);
 typedef char *(*stop_fn)(char **);
 typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
+typedef char *(*dropout_add_fn)(void *, void *, double, unsigned long long, void **);
 typedef char *(*softmax_dropout_fn)(void *, void *, double, double, unsigned long long, void **);
 typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
 
@@ -46,6 +47,9 @@ static char *call_norm(void *f, void **ts, int n, double max, void **norm, void 
 }
 static char *call_stop(void *f, char **out) { return ((stop_fn)f)(out); }
 static char *call_dropout(void *f, void *x, double p, unsigned long long key, void **out) { return ((dropout_fn)f)(x, p, key, out); }
+static char *call_dropout_add(void *f, void *x, void *r, double p, unsigned long long key, void **out) {
+	return ((dropout_add_fn)f)(x, r, p, key, out);
+}
 static char *call_softmax_dropout(void *f, void *s, void *m, double scale, double p, unsigned long long key, void **out) {
 	return ((softmax_dropout_fn)f)(s, m, scale, p, key, out);
 }
@@ -90,6 +94,7 @@ var (
 	profOn   unsafe.Pointer
 	profOff  unsafe.Pointer
 	normAll  unsafe.Pointer
+	dropAdd  unsafe.Pointer
 )
 
 func load() {
@@ -116,13 +121,13 @@ func load() {
 		softDrop = sym("albert_softmax_dropout")
 		dense, newPass = sym("albert_linear"), sym("albert_linear_pass")
 		profOn, profOff = sym("albert_profile_start"), sym("albert_profile_stop")
-		normAll = sym("albert_global_norm")
+		normAll, dropAdd = sym("albert_global_norm"), sym("albert_dropout_add")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
 		case C.call_abi(ver) != abi:
 			loadErr = fmt.Errorf("%s speaks ABI %d, this binary %d (stale build: run make setup)", native.Library, C.call_abi(ver), abi)
-		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil || profOn == nil || profOff == nil || normAll == nil:
+		case gelu == nil || bmm == nil || drop == nil || softDrop == nil || lambStep == nil || dense == nil || newPass == nil || profOn == nil || profOff == nil || normAll == nil || dropAdd == nil:
 			loadErr = fmt.Errorf("%s lacks a kernel symbol (stale build: run make setup)", native.Library)
 		}
 	})
@@ -227,6 +232,18 @@ func Dropout(x *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
 	}
 	var out unsafe.Pointer
 	cerr := C.call_dropout(drop, ctensor(x), C.double(p), C.ulonglong(key), &out)
+	return result(cerr, out)
+}
+
+// DropoutAdd is Dropout(x, p, key) + res in one pass (the residual
+// connection after a sublayer), differentiable in both; the same mask as
+// Dropout for the same key.
+func DropoutAdd(x, res *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
+	if !Enabled() {
+		return nil, loadErr
+	}
+	var out unsafe.Pointer
+	cerr := C.call_dropout_add(dropAdd, ctensor(x), ctensor(res), C.double(p), C.ulonglong(key), &out)
 	return result(cerr, out)
 }
 

@@ -51,8 +51,7 @@ func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool)
 	ctx := matmul(s, probs, v) // [B,nh,S,d]
 	ctx = s.T(s.T(ctx.MustTranspose(1, 2, false)).MustReshape([]int64{B, S, H}, false))
 	out := linear(s, ctx, a.OW, a.OB)
-	out = dropout(s, out, a.cfg.HiddenDropout, train)
-	out = s.T(out.MustAdd(x, false))
+	out = dropoutAdd(s, out, x, a.cfg.HiddenDropout, train)
 	return s.T(ts.MustLayerNorm(out, []int64{H}, a.LNWeight, a.LNBias, a.cfg.LayerNormEps, false))
 }
 

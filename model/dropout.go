@@ -45,6 +45,15 @@ func dropout(s *backend.Scope, x *ts.Tensor, p float64, train bool) *ts.Tensor {
 	return s.T(x.MustMul(mask, false))
 }
 
+// dropoutAdd is dropout(x) + res, a sublayer's output joining the residual
+// stream: one kernels.DropoutAdd pass on the CPU, with dropout's mask.
+func dropoutAdd(s *backend.Scope, x, res *ts.Tensor, p float64, train bool) *ts.Tensor {
+	if train && p > 0 && kernels.Applies(x, res) {
+		return s.T(mustKernel(kernels.DropoutAdd(x, res, p, torchSeed(s))))
+	}
+	return s.T(dropout(s, x, p, train).MustAdd(res, false))
+}
+
 // torchSeed draws 63 random bits from libtorch's CPU generator.
 func torchSeed(s *backend.Scope) uint64 {
 	r := s.T(ts.MustRandint(math.MaxInt64, []int64{1}, gotch.Int64, gotch.CPU))

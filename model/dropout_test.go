@@ -131,3 +131,44 @@ func TestFusedDropoutMatchesGoMask(t *testing.T) {
 		t.Fatal("p = 1 accepted")
 	}
 }
+
+// The residual form draws the same mask: DropoutAdd(x, r) = x·mask + r,
+// with gradients mask·g for x and g for r.
+func TestFusedDropoutAddMatchesGoMask(t *testing.T) {
+	defer lockThread()()
+	if !kernels.Enabled() {
+		t.Skip(kernels.Status())
+	}
+	var s backend.Scope
+	defer s.Free()
+	const p, n, key = 0.1, 50_001, uint64(0x5eed)
+	backend.Seed(10)
+	leaf := func() *ts.Tensor {
+		return s.T(s.T(ts.MustRandn([]int64{n}, gotch.Float, gotch.CPU)).MustSetRequiresGrad(true, false))
+	}
+	x, r := leaf(), leaf()
+	up := s.T(ts.MustRandn([]int64{n}, gotch.Float, gotch.CPU))
+	mask := s.T(ts.MustEmpty([]int64{n}, gotch.Float, gotch.CPU))
+	fillKeepMask(unsafe.Slice((*float32)(mask.MustDataPtr()), n), p, key)
+	grads := func(y *ts.Tensor) ([]float64, []float64) {
+		x.ZeroGrad()
+		r.ZeroGrad()
+		s.T(s.T(y.MustMul(up, false)).MustSum(gotch.Float, false)).MustBackward()
+		return backend.Float64s(s.T(x.MustGrad(false))), backend.Float64s(s.T(r.MustGrad(false)))
+	}
+	fused, err := kernels.DropoutAdd(x, r, p, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.T(fused)
+	composed := s.T(s.T(x.MustMul(mask, false)).MustAdd(r, false))
+	fy, cy := backend.Float64s(fused), backend.Float64s(composed)
+	fx, fr := grads(fused)
+	cx, cr := grads(composed)
+	for i := range fy {
+		// y may differ in the last bit: the kernel may fuse x·m + r into one FMA
+		if math.Abs(fy[i]-cy[i]) > 1e-6*(1+math.Abs(cy[i])) || fx[i] != cx[i] || fr[i] != cr[i] {
+			t.Fatalf("element %d: fused y %g grads %g %g, Go mask y %g grads %g %g", i, fy[i], fx[i], fr[i], cy[i], cx[i], cr[i])
+		}
+	}
+}

@@ -29,8 +29,7 @@ func (f *FFN) Forward(s *backend.Scope, x *ts.Tensor, train bool) *ts.Tensor {
 	h := linear(s, x, f.InW, f.InB)
 	h = gelu(s, h)
 	h = linear(s, h, f.OutW, f.OutB)
-	h = dropout(s, h, f.cfg.HiddenDropout, train)
-	h = s.T(h.MustAdd(x, false))
+	h = dropoutAdd(s, h, x, f.cfg.HiddenDropout, train)
 	return s.T(ts.MustLayerNorm(h, []int64{int64(f.cfg.HiddenSize)}, f.LNWeight, f.LNBias, f.cfg.LayerNormEps, false))
 }
 

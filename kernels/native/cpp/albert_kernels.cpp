@@ -10,7 +10,8 @@
 //                     on 128×64×128 blocks: ~60 GFLOP/s of a 220 ceiling), on
 //                     AVX-512 CPUs an in-place 6×64 register-tile kernel;
 //   albert_dropout    inverted dropout with model/dropout.go's counter-based
-//                     mask, drawn and applied in one pass, saved as bytes;
+//                     mask, drawn and applied in one pass, saved as bytes (and
+//                     albert_dropout_add, with the residual added in that pass);
 //   albert_softmax_dropout  attention's scale, mask, softmax and dropout in one
 //                     pass per row, and one for backward;
 //   albert_lamb       one LAMB/AdamW update of one parameter in two passes over
@@ -445,32 +446,79 @@ ALBERT_INLINE void dropout_bwd_body(const float* g, const uint8_t* keep, float* 
 }
 ALBERT_MULTIVERSION(dropout_bwd, (const float* g, const uint8_t* keep, float* dx, int64_t n, float scale), (g, keep, dx, n, scale))
 
+// dropout_add_fwd_body is dropout_fwd_body plus a residual: y = x·m + res.
+ALBERT_INLINE void dropout_add_fwd_body(const float* x, const float* res, float* y, uint8_t* keep, int64_t lo, int64_t hi,
+                                        uint64_t key, uint32_t thresh, float scale) {
+#pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    const uint64_t r = splitmix(key + uint64_t(i >> 1) * kGolden);
+    const uint32_t u = (i & 1) ? uint32_t(r >> 32) : uint32_t(r);
+    const bool k = u >= thresh;
+    keep[i] = k;
+    y[i] = x[i] * (k ? scale : 0.0f) + res[i];
+  }
+}
+ALBERT_MULTIVERSION(dropout_add_fwd, (const float* x, const float* res, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key, uint32_t thresh, float scale), (x, res, y, keep, lo, hi, key, thresh, scale))
+
+// dropout_apply sets y = dropout(x) (+ res when res is not null) and the
+// keep mask, and returns the mask with its scale.
+std::pair<at::Tensor, at::Tensor> dropout_apply(const at::Tensor& x, const at::Tensor* res, double p, int64_t key) {
+  auto xc = x.contiguous();
+  auto y = at::empty_like(xc);
+  auto keep = at::empty(xc.sizes(), xc.options().dtype(at::kByte));
+  const int64_t n = xc.numel();
+  const auto thresh = uint32_t(std::nearbyint(p * 4294967296.0));
+  const float scale = float(1 / (1 - p));
+  const float* xp = xc.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  uint8_t* kp = keep.data_ptr<uint8_t>();
+  if (res != nullptr) {
+    auto rc = res->contiguous();
+    TORCH_CHECK(rc.sizes() == xc.sizes(), "albert_dropout_add: residual ", rc.sizes(), ", input ", xc.sizes());
+    const float* rp = rc.data_ptr<float>();
+    at::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) { dropout_add_fwd(xp, rp, yp, kp, lo, hi, uint64_t(key), thresh, scale); });
+  } else {
+    at::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) { dropout_fwd(xp, yp, kp, lo, hi, uint64_t(key), thresh, scale); });
+  }
+  return {y, keep};
+}
+
+// dropout_grad is the gradient of dropout for upstream g: g·m.
+at::Tensor dropout_grad(const at::Tensor& g0, const at::Tensor& keep, float scale) {
+  auto g = g0.contiguous();
+  auto dx = at::empty_like(g);
+  const float* gp = g.data_ptr<float>();
+  const uint8_t* kp = keep.data_ptr<uint8_t>();
+  float* dp = dx.data_ptr<float>();
+  at::parallel_for(0, g.numel(), kGrain, [&](int64_t lo, int64_t hi) { dropout_bwd(gp + lo, kp + lo, dp + lo, hi - lo, scale); });
+  return dx;
+}
+
 struct Dropout : public torch::autograd::Function<Dropout> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double p, int64_t key) {
-    auto xc = x.contiguous();
-    auto y = at::empty_like(xc);
-    auto keep = at::empty(xc.sizes(), xc.options().dtype(at::kByte));
-    const int64_t n = xc.numel();
-    const auto thresh = uint32_t(std::nearbyint(p * 4294967296.0));
-    const float scale = float(1 / (1 - p));
-    const float* xp = xc.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
-    uint8_t* kp = keep.data_ptr<uint8_t>();
-    at::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) { dropout_fwd(xp, yp, kp, lo, hi, uint64_t(key), thresh, scale); });
+    auto [y, keep] = dropout_apply(x, nullptr, p, key);
     ctx->save_for_backward({keep});
-    ctx->saved_data["scale"] = double(scale);
+    ctx->saved_data["scale"] = double(float(1 / (1 - p)));
     return y;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto keep = ctx->get_saved_variables()[0];
     const float scale = float(ctx->saved_data["scale"].toDouble());
-    auto g = grads[0].contiguous();
-    auto dx = at::empty_like(g);
-    const float* gp = g.data_ptr<float>();
-    const uint8_t* kp = keep.data_ptr<uint8_t>();
-    float* dp = dx.data_ptr<float>();
-    at::parallel_for(0, g.numel(), kGrain, [&](int64_t lo, int64_t hi) { dropout_bwd(gp + lo, kp + lo, dp + lo, hi - lo, scale); });
-    return {dx, at::Tensor(), at::Tensor()};
+    return {dropout_grad(grads[0], ctx->get_saved_variables()[0], scale), at::Tensor(), at::Tensor()};
+  }
+};
+
+// DropoutAdd is dropout(x) + res: a sublayer's output joining the residual
+// stream, in the same pass.
+struct DropoutAdd : public torch::autograd::Function<DropoutAdd> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& res, double p, int64_t key) {
+    auto [y, keep] = dropout_apply(x, &res, p, key);
+    ctx->save_for_backward({keep});
+    ctx->saved_data["scale"] = double(float(1 / (1 - p)));
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const float scale = float(ctx->saved_data["scale"].toDouble());
+    return {dropout_grad(grads[0], ctx->get_saved_variables()[0], scale), grads[0], at::Tensor(), at::Tensor()};
   }
 };
 
@@ -1028,6 +1076,20 @@ char* albert_dropout(void* x, double p, uint64_t key, void** out) {
     TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "albert_dropout: want a CPU float tensor");
     TORCH_CHECK(p >= 0 && p < 1, "albert_dropout: p = ", p, " is not in [0, 1)");
     *out = new at::Tensor(Dropout::apply(t, p, int64_t(key)));
+  })
+}
+
+// albert_dropout_add sets *out to albert_dropout(x) + res (CPU float32,
+// same shape), differentiable in both.
+char* albert_dropout_add(void* x, void* res, double p, uint64_t key, void** out) {
+  ALBERT_GUARD({
+    ALBERT_RECORD("albert::dropout_add");
+    const auto& t = *static_cast<at::Tensor*>(x);
+    const auto& r = *static_cast<at::Tensor*>(res);
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && r.device().is_cpu() && r.scalar_type() == at::kFloat,
+                "albert_dropout_add: want CPU float tensors");
+    TORCH_CHECK(p >= 0 && p < 1, "albert_dropout_add: p = ", p, " is not in [0, 1)");
+    *out = new at::Tensor(DropoutAdd::apply(t, r, p, int64_t(key)));
   })
 }
 
