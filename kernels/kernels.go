@@ -1,9 +1,10 @@
 // Package kernels binds the fused CPU kernels of native/cpp/albert_kernels.cpp:
 // the tanh GELU, batched matmul and softmax-with-dropout for attention,
-// dropout, the LAMB/AdamW update, and a dense layer that sums a shared
-// weight's gradients inside the GEMM.
-// They replace chains of libtorch eager ops that, on the CPU, cost far more
-// than their arithmetic (bench/RESULTS.md has the per-op profile).
+// dropout (alone or with the residual add), the LAMB/AdamW update, the
+// global gradient norm, and a dense layer that sums shared gradients inside
+// the GEMM. They replace chains of libtorch eager ops that, on the CPU, cost
+// far more than their arithmetic (ProfileStart/ProfileStop, behind
+// exp bench --ops, show where a step's time goes).
 //
 // torchbuild compiles the kernels into libalbert_kernels.so next to
 // libtch.so; this package opens it at first use. Where the library is
