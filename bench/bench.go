@@ -154,7 +154,7 @@ type OpTime struct {
 // Outside names the profile line for step time spent outside every op.
 const Outside = "(outside any op)"
 
-// opTimes turns a profile of steps timed steps with the given step times
+// opTimes turns the profile of the timed steps (steps of them, times in ms)
 // into per-step lines: the top n by self time, then Outside.
 func opTimes(stats []kernels.OpStat, steps int, times []float64, n int) []OpTime {
 	var mean, inside float64

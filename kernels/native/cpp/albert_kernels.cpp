@@ -424,19 +424,29 @@ ALBERT_INLINE uint64_t splitmix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// dropout_fwd_body handles elements [lo, hi). Element i takes half i&1 of
+// dropout_mask_body handles elements [lo, hi). Element i takes half i&1 of
 // output i>>1 (each output is hashed twice, which keeps the loop free of
-// control flow so it vectorizes). y = x·m with m = scale or 0, as x·mask.
-ALBERT_INLINE void dropout_fwd_body(const float* x, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key,
-                                    uint32_t thresh, float scale) {
+// control flow so it vectorizes). y = x·m (+ res when Add) with m = scale
+// or 0, as x·mask.
+template <bool Add>
+ALBERT_INLINE void dropout_mask_body(const float* x, const float* res, float* y, uint8_t* keep, int64_t lo, int64_t hi,
+                                     uint64_t key, uint32_t thresh, float scale) {
 #pragma omp simd
   for (int64_t i = lo; i < hi; i++) {
     const uint64_t r = splitmix(key + uint64_t(i >> 1) * kGolden);
     const uint32_t u = (i & 1) ? uint32_t(r >> 32) : uint32_t(r);
     const bool k = u >= thresh;
     keep[i] = k;
-    y[i] = x[i] * (k ? scale : 0.0f);
+    if constexpr (Add) {
+      y[i] = x[i] * (k ? scale : 0.0f) + res[i];
+    } else {
+      y[i] = x[i] * (k ? scale : 0.0f);
+    }
   }
+}
+ALBERT_INLINE void dropout_fwd_body(const float* x, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key,
+                                    uint32_t thresh, float scale) {
+  dropout_mask_body<false>(x, nullptr, y, keep, lo, hi, key, thresh, scale);
 }
 ALBERT_MULTIVERSION(dropout_fwd, (const float* x, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key, uint32_t thresh, float scale), (x, y, keep, lo, hi, key, thresh, scale))
 
@@ -449,14 +459,7 @@ ALBERT_MULTIVERSION(dropout_bwd, (const float* g, const uint8_t* keep, float* dx
 // dropout_add_fwd_body is dropout_fwd_body plus a residual: y = x·m + res.
 ALBERT_INLINE void dropout_add_fwd_body(const float* x, const float* res, float* y, uint8_t* keep, int64_t lo, int64_t hi,
                                         uint64_t key, uint32_t thresh, float scale) {
-#pragma omp simd
-  for (int64_t i = lo; i < hi; i++) {
-    const uint64_t r = splitmix(key + uint64_t(i >> 1) * kGolden);
-    const uint32_t u = (i & 1) ? uint32_t(r >> 32) : uint32_t(r);
-    const bool k = u >= thresh;
-    keep[i] = k;
-    y[i] = x[i] * (k ? scale : 0.0f) + res[i];
-  }
+  dropout_mask_body<true>(x, res, y, keep, lo, hi, key, thresh, scale);
 }
 ALBERT_MULTIVERSION(dropout_add_fwd, (const float* x, const float* res, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key, uint32_t thresh, float scale), (x, res, y, keep, lo, hi, key, thresh, scale))
 
