@@ -261,7 +261,7 @@ __attribute__((target("avx512f"))) void small_gemm_rows(int M, int N, int K, con
   }
 }
 
-// small_gemm needs as1 == 1 or as0 == 1 (small_gemm_fits).
+// small_gemm needs A's rows (as1 = 1) or columns (as0 = 1) contiguous.
 void small_gemm(int M, int N, int K, const float* a, int64_t as0, int64_t as1, const float* b, int64_t ldb, float* c,
                 int64_t ldc) {
   if (as1 == 1) small_gemm_rows<ALayout::Rows>(M, N, K, a, as0, as1, b, ldb, c, ldc);
@@ -278,6 +278,12 @@ bool use_small_gemm() {
   return on;
 }
 
+// block_offset is the offset of block i of a 3-D or 4-D batched operand:
+// leading index i, or (i / inner, i % inner) with inner heads.
+int64_t block_offset(const at::Tensor& t, int64_t i, int64_t inner) {
+  return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
+}
+
 // bmm_small runs bmm_into's blocks through small_gemm. B blocks whose rows
 // are not contiguous (kᵀ in q·kᵀ, vᵀ in backward) are first copied
 // transposed into a per-thread buffer, which costs K·N copies against
@@ -285,9 +291,7 @@ bool use_small_gemm() {
 void bmm_small(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, int64_t inner) {
   const int64_t n = a.size(0) * inner;
   const int M = int(a.size(-2)), K = int(a.size(-1)), N = int(b.size(-1));
-  auto offset = [inner](const at::Tensor& t, int64_t i) {
-    return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
-  };
+  auto offset = [inner](const at::Tensor& t, int64_t i) { return block_offset(t, i, inner); };
   const float* ap = a.data_ptr<float>();
   const float* bp = b.data_ptr<float>();
   float* op = out.data_ptr<float>();
@@ -339,10 +343,7 @@ void bmm_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
     bmm_small(a, b, out, inner);
     return;
   }
-  // offset of block i in a tensor: leading index (i / inner, i % inner)
-  auto offset = [inner](const at::Tensor& t, int64_t i) {
-    return t.dim() == 4 ? (i / inner) * t.stride(0) + (i % inner) * t.stride(1) : i * t.stride(0);
-  };
+  auto offset = [inner](const at::Tensor& t, int64_t i) { return block_offset(t, i, inner); };
   const sgemm_fn sgemm = a.scalar_type() == at::kFloat ? find_sgemm() : nullptr;
   if (sgemm != nullptr && out.stride(-1) == 1 && blas_operand(M, K, a.stride(-2), a.stride(-1), &ta, &lda) &&
       blas_operand(K, N, b.stride(-2), b.stride(-1), &tb, &ldb)) {
@@ -463,8 +464,8 @@ ALBERT_INLINE void dropout_add_fwd_body(const float* x, const float* res, float*
 }
 ALBERT_MULTIVERSION(dropout_add_fwd, (const float* x, const float* res, float* y, uint8_t* keep, int64_t lo, int64_t hi, uint64_t key, uint32_t thresh, float scale), (x, res, y, keep, lo, hi, key, thresh, scale))
 
-// dropout_apply sets y = dropout(x) (+ res when res is not null) and the
-// keep mask, and returns the mask with its scale.
+// dropout_apply returns y = dropout(x) (+ res when res is not null) and the
+// keep mask (one byte per element).
 std::pair<at::Tensor, at::Tensor> dropout_apply(const at::Tensor& x, const at::Tensor* res, double p, int64_t key) {
   auto xc = x.contiguous();
   auto y = at::empty_like(xc);
@@ -896,11 +897,11 @@ std::atomic<uint64_t> current_pass{0};
 std::mutex open_sums_mu;
 std::unordered_map<const void*, c10::weak_intrusive_ptr<GradSum>> open_sums;
 
-// join_sum returns the sum a new use of w belongs to, counting the use.
-c10::intrusive_ptr<GradSum> join_sum(const at::Tensor& w) {
+// join_sum returns the sum a new use of t belongs to, counting the use.
+c10::intrusive_ptr<GradSum> join_sum(const at::Tensor& t) {
   const uint64_t pass = current_pass.load();
   std::lock_guard<std::mutex> lock(open_sums_mu);
-  auto it = open_sums.find(w.unsafeGetTensorImpl());
+  auto it = open_sums.find(t.unsafeGetTensorImpl());
   if (it != open_sums.end()) {
     if (auto sum = it->second.lock()) {
       std::lock_guard<std::mutex> l(sum->mu);
@@ -913,12 +914,12 @@ c10::intrusive_ptr<GradSum> join_sum(const at::Tensor& w) {
   auto sum = c10::make_intrusive<GradSum>();
   sum->pass = pass;
   sum->pending = 1;
-  sum->key = w;
+  sum->key = t;
   c10::weak_intrusive_ptr<GradSum> weak(sum);
   if (it != open_sums.end()) {
     it->second = std::move(weak);
   } else {
-    open_sums.emplace(w.unsafeGetTensorImpl(), std::move(weak));
+    open_sums.emplace(t.unsafeGetTensorImpl(), std::move(weak));
     // Activations are new tensors every pass: drop the entries of finished sums.
     static size_t sweep_at = 256;
     if (open_sums.size() > sweep_at) {
@@ -1200,9 +1201,9 @@ char* albert_profile_start() {
 // name, "calls<TAB>self µs<TAB>total µs<TAB>name", to be freed by the caller.
 char* albert_profile_stop(char** out) {
   ALBERT_GUARD({
+    std::lock_guard<std::mutex> lock(prof_mu);
     TORCH_CHECK(prof_on, "albert_profile_stop: not profiling");
     at::removeCallback(prof_handle);
-    std::lock_guard<std::mutex> lock(prof_mu);
     prof_on = false;
     std::ostringstream o;
     for (const auto& [name, st] : prof_stats) o << st.calls << '\t' << st.self_us << '\t' << st.total_us << '\t' << name << '\n';
