@@ -13,6 +13,11 @@ import "fmt"
 // clean single-sentence rule (never the official quirk), so they are the same
 // for every run that shares corpus, tokenizer, seq_len, masking settings and
 // eval_examples. The last batch of a set may be smaller than batchSize.
+//
+// Every batch carries NegativeKinds: for an NSP negative, whether its random
+// B segment comes from a document of the same source as the chunk's (the
+// corpus's sources file, corpus.SourcesPath) or of another; NegNone for every
+// other example.
 type EvalSets struct {
 	MLM, NSP, SOP []Batch
 }
@@ -52,10 +57,27 @@ func (d *Dataset) evalSet(obj Objective, stream uint64, batchSize int) []Batch {
 	for lo := 0; lo < len(exs); lo += batchSize {
 		hi := min(lo+batchSize, len(exs))
 		b := newBatch(hi-lo, d.cfg.SeqLen, d.cfg.MaxPredictions)
+		b.NegativeKinds = make([]int8, hi-lo)
 		for i := lo; i < hi; i++ {
 			b.put(i-lo, exs[i])
+			b.NegativeKinds[i-lo] = d.negativeKind(exs[i])
 		}
 		out = append(out, b)
 	}
 	return out
+}
+
+// negativeKind classifies a held-out example's random B segment by source
+// (Batch.NegativeKinds).
+func (d *Dataset) negativeKind(ex example) int8 {
+	switch {
+	case ex.label != 1 || ex.other < 0:
+		return NegNone
+	case d.heldSources == nil:
+		return NegUnknownSource
+	case d.heldSources[ex.doc] == d.heldSources[ex.other]:
+		return NegSameSource
+	default:
+		return NegOtherSource
+	}
 }

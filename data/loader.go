@@ -16,7 +16,21 @@ type Batch struct {
 	MaskedIDs             []int64   // Size*MaxPred, original token id
 	MaskedWeights         []float32 // Size*MaxPred, 1 real prediction, 0 padding
 	SentenceLabels        []int64   // Size; 0 = original order / true next, 1 = swapped (SOP) / random (NSP)
+	// NegativeKinds says, for held-out NSP pairs, where a random B segment
+	// came from: NegNone (a true next segment, or not an NSP eval batch),
+	// NegSameSource or NegOtherSource (the corpus's sources file names each
+	// document's source), NegUnknownSource (no sources file). Nil in training
+	// batches.
+	NegativeKinds []int8
 }
+
+// Kinds of NSP negatives (Batch.NegativeKinds).
+const (
+	NegNone          int8 = 0
+	NegSameSource    int8 = 1
+	NegOtherSource   int8 = 2
+	NegUnknownSource int8 = 3
+)
 
 func newBatch(size, seqLen, maxPred int) Batch {
 	return Batch{Size: size, SeqLen: seqLen, MaxPred: maxPred,
@@ -32,6 +46,8 @@ type example struct {
 	label  int64
 	m      masked
 	short  bool
+	doc    int32 // the chunk's document
+	other  int32 // the document of a random B segment (NSP negative), else -1
 }
 
 // Random streams: independent generators per purpose.
@@ -67,7 +83,7 @@ func (d *Dataset) makeExample(sp *split, c chunk, o pairOptions, r *rand.Rand) e
 	lenA := len(toks)
 	toks = append(toks, p.b...)
 	toks = append(toks, d.sep)
-	ex := example{tokens: toks, lenA: lenA, label: p.label, short: c.short}
+	ex := example{tokens: toks, lenA: lenA, label: p.label, short: c.short, doc: c.doc, other: p.other}
 	ex.m = d.maskTokens(toks, r)
 	return ex
 }

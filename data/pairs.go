@@ -47,6 +47,7 @@ func buildChunks(sp *split, cfg Config, seed uint64) []chunk {
 type pair struct {
 	a, b  []int32
 	label int64 // 0 = in order / true next, 1 = swapped (SOP) / random (NSP)
+	other int32 // the document B was drawn from (randomSegment); -1 when B is the chunk's own
 }
 
 // pairOptions controls buildPair.
@@ -71,7 +72,7 @@ type pairOptions struct {
 //
 // The returned slices may alias the split; callers copy them.
 func buildPair(sp *split, c chunk, o pairOptions, r *rand.Rand) pair {
-	var p pair
+	p := pair{other: -1}
 	n := c.s1 - c.s0
 	randomNext := false
 	switch {
@@ -87,7 +88,7 @@ func buildPair(sp *split, c chunk, o pairOptions, r *rand.Rand) pair {
 		p.a, p.b = t[:k], t[k:]
 	}
 	if randomNext || (o.obj == ObjectiveNSP && r.Float64() < 0.5) {
-		p.b = randomSegment(sp, int(c.doc), int(c.target)-len(p.a), r)
+		p.b, p.other = randomSegment(sp, int(c.doc), int(c.target)-len(p.a), r)
 		p.label = 1
 	}
 	swap := false
@@ -105,8 +106,9 @@ func buildPair(sp *split, c chunk, o pairOptions, r *rand.Rand) pair {
 }
 
 // randomSegment returns tokens of a document other than doc, from a random
-// sentence on, until at least targetB tokens (one sentence at least).
-func randomSegment(sp *split, doc, targetB int, r *rand.Rand) []int32 {
+// sentence on, until at least targetB tokens (one sentence at least), and
+// that document's index.
+func randomSegment(sp *split, doc, targetB int, r *rand.Rand) ([]int32, int32) {
 	other := r.IntN(sp.numDocs() - 1)
 	if other >= doc {
 		other++
@@ -121,7 +123,7 @@ func randomSegment(sp *split, doc, targetB int, r *rand.Rand) []int32 {
 			break
 		}
 	}
-	return sp.tokens(s, e)
+	return sp.tokens(s, e), int32(other)
 }
 
 // truncatePair is truncate_seq_pair: while too long, drop a token from the

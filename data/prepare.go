@@ -28,6 +28,7 @@ type Dataset struct {
 
 	train, heldout     split
 	chunks, evalChunks []chunk
+	heldSources        []string // source of each held-out document (of heldout); nil without a sources file
 
 	pad, unk, cls, sep, mask int32
 	wordStart                []bool  // per id: starts a whole word (official _is_start_piece)
@@ -56,7 +57,10 @@ func CorpusPath(cacheRoot string) string {
 // are cached in cacheRoot/prepared/<key>.bin, keyed by corpus hash, held-out
 // count and model hash (one cache serves every sequence length and
 // objective: pairs and masks are made on the fly). Text is lowercased before
-// SentencePiece, as the released ALBERT models are uncased.
+// SentencePiece, as the released ALBERT models are uncased. When the corpus
+// has a sources file (corpus.SourcesPath) it must name every document; the
+// held-out documents' sources then classify the NSP eval set's negatives
+// (Batch.NegativeKinds).
 func Prepare(cfg Config, obj Objective, cacheRoot string) (*Dataset, error) {
 	start := time.Now()
 	if err := cfg.Validate(); err != nil {
@@ -75,6 +79,10 @@ func Prepare(cfg Config, obj Objective, cacheRoot string) (*Dataset, error) {
 	docs, corpusSHA, err := corpus.Read(path)
 	if err != nil {
 		return nil, err
+	}
+	sources, err := corpus.ReadSources(path, len(docs))
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
 	}
 	// Two training documents at least: NSP (and the SOP quirk) draw random
 	// negatives from another document.
@@ -116,6 +124,20 @@ func Prepare(cfg Config, obj Objective, cacheRoot string) (*Dataset, error) {
 	}
 	if d.train.numDocs() < 2 || d.heldout.numDocs() < 2 {
 		return nil, fmt.Errorf("data: %s: fewer than 2 training or 2 held-out documents are left after tokenization", path)
+	}
+	if sources != nil {
+		var heldSrc []string
+		for i, held := range heldOutMask(docs, cfg.HeldOutDocs) {
+			if held {
+				heldSrc = append(heldSrc, sources[i])
+			}
+		}
+		for _, i := range keptDocuments(model, heldDocs) {
+			d.heldSources = append(d.heldSources, heldSrc[i])
+		}
+		if len(d.heldSources) != d.heldout.numDocs() {
+			return nil, fmt.Errorf("data: %s: %d held-out documents tokenized, %d in the cache %s (delete it)", path, len(d.heldSources), d.heldout.numDocs(), d.info.cachePath)
+		}
 	}
 	d.chunks = buildChunks(&d.train, cfg, chunkSeed)
 	d.evalChunks = buildChunks(&d.heldout, cfg, chunkSeed+1)
@@ -199,6 +221,18 @@ func isStartPiece(p string) bool {
 // splitHeldOut holds out the n documents with the smallest SHA-256 of their
 // text (ties by position): a fixed choice independent of document order.
 func splitHeldOut(docs []corpus.Document, n int) (train, held []corpus.Document) {
+	for i, h := range heldOutMask(docs, n) {
+		if h {
+			held = append(held, docs[i])
+		} else {
+			train = append(train, docs[i])
+		}
+	}
+	return train, held
+}
+
+// heldOutMask marks the documents splitHeldOut holds out.
+func heldOutMask(docs []corpus.Document, n int) []bool {
 	type keyed struct {
 		sum [32]byte
 		i   int
@@ -217,14 +251,7 @@ func splitHeldOut(docs []corpus.Document, n int) (train, held []corpus.Document)
 	for _, k := range ks[:n] {
 		isHeld[k.i] = true
 	}
-	for i, d := range docs {
-		if isHeld[i] {
-			held = append(held, d)
-		} else {
-			train = append(train, d)
-		}
-	}
-	return train, held
+	return isHeld
 }
 
 // loadOrTrainModel finds or trains the SentencePiece model for the
@@ -325,6 +352,22 @@ func tokenize(m *tokenizer.Model, docs []corpus.Document) (split, int) {
 		}
 	}
 	return sp, skipped
+}
+
+// keptDocuments lists the documents tokenize keeps (those with a sentence
+// that encodes to at least one token), in order. It stops at each
+// document's first such sentence, so it is cheap.
+func keptDocuments(m *tokenizer.Model, docs []corpus.Document) []int {
+	var kept []int
+	for i, d := range docs {
+		for _, s := range d.Sentences {
+			if len(m.Encode(strings.ToLower(s))) > 0 {
+				kept = append(kept, i)
+				break
+			}
+		}
+	}
+	return kept
 }
 
 // WriteSplits writes the training and held-out documents (as read, before
