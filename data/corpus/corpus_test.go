@@ -68,10 +68,10 @@ func TestBuildRejectsChangedTarball(t *testing.T) {
 	for _, s := range DefaultSources {
 		os.WriteFile(filepath.Join(dir, s.File), []byte("not the pinned tarball"), 0o644)
 	}
-	if _, err := Build(dir); err == nil || !strings.Contains(err.Error(), "pinned") {
+	if _, _, err := Build(dir); err == nil || !strings.Contains(err.Error(), "pinned") {
 		t.Fatalf("Build on a changed tarball: %v", err)
 	}
-	if _, err := Build(t.TempDir()); err == nil {
+	if _, _, err := Build(t.TempDir()); err == nil {
 		t.Fatal("Build without tarballs succeeded")
 	}
 }
@@ -114,6 +114,13 @@ func TestDefaultCorpus(t *testing.T) {
 	}
 	if len(docs) != 371 || n < 70000 {
 		t.Fatalf("%d documents, %d sentences; want 371 (233 addresses + 138 Moby-Dick parts)", len(docs), n)
+	}
+	sources, err := ReadSources(path, len(docs))
+	if err != nil || len(sources) != len(docs) {
+		t.Fatalf("sources file: %d names, %v", len(sources), err)
+	}
+	if sources[0] != SourceSOTU || sources[232] != SourceSOTU || sources[233] != SourceMobyDick || sources[len(sources)-1] != SourceMobyDick {
+		t.Errorf("sources %q … %q", sources[230:236], sources[len(sources)-1])
 	}
 	if got := docs[233].Sentences[0]; !strings.HasPrefix(got, "ETYMOLOGY") {
 		t.Errorf("first Moby-Dick document starts %q", got)

