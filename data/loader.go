@@ -57,6 +57,7 @@ const (
 	streamEvalMLM
 	streamEvalNSP
 	streamEvalSOP
+	streamTrainPairs
 )
 
 func splitmix(x uint64) uint64 {
