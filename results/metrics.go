@@ -191,10 +191,23 @@ type Point struct {
 
 // Curve returns the (split, name) curve of a run in step order.
 func (s *Store) Curve(runID int64, split, name string) ([]Point, error) {
-	rows, err := s.db.Query(`SELECT step, value FROM metrics WHERE run_id = ? AND split = ? AND name = ? ORDER BY step`,
-		runID, split, name)
+	return s.points(fmt.Sprintf("curve %s/%s of run %d", split, name, runID),
+		`SELECT step, value FROM metrics WHERE run_id = ? AND split = ? AND name = ? ORDER BY step`, runID, split, name)
+}
+
+// RetriedCurve returns the (split, name) curve of an earlier attempt of a
+// run (1 = the first), as a --retry claim archived it, in step order.
+func (s *Store) RetriedCurve(runID int64, attempt int, split, name string) ([]Point, error) {
+	return s.points(fmt.Sprintf("curve %s/%s of run %d, attempt %d", split, name, runID, attempt),
+		`SELECT step, value FROM retried_metrics WHERE run_id = ? AND attempt = ? AND split = ? AND name = ? ORDER BY step`,
+		runID, attempt, split, name)
+}
+
+// points reads (step, value) rows; what names them in errors.
+func (s *Store) points(what, query string, args ...any) ([]Point, error) {
+	rows, err := s.db.Query(query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("results: curve %s/%s of run %d: %w", split, name, runID, err)
+		return nil, fmt.Errorf("results: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []Point
@@ -202,13 +215,13 @@ func (s *Store) Curve(runID int64, split, name string) ([]Point, error) {
 		var p Point
 		var v sql.NullFloat64
 		if err := rows.Scan(&p.Step, &v); err != nil {
-			return nil, fmt.Errorf("results: curve %s/%s of run %d: %w", split, name, runID, err)
+			return nil, fmt.Errorf("results: %s: %w", what, err)
 		}
 		p.Value = nanNull(v)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("results: curve %s/%s of run %d: %w", split, name, runID, err)
+		return nil, fmt.Errorf("results: %s: %w", what, err)
 	}
 	return out, nil
 }

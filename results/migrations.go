@@ -106,6 +106,19 @@ CREATE TABLE provenance (
 	recorded_at      TEXT NOT NULL
 );
 `},
+	{2, "retries: --retry restarts a run from step 0; the old attempt's metric rows move to retried_metrics", `
+ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE retried_metrics (
+	run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	attempt INTEGER NOT NULL,
+	step    INTEGER NOT NULL,
+	split   TEXT NOT NULL,
+	name    TEXT NOT NULL,
+	value   REAL,
+	PRIMARY KEY (run_id, attempt, split, name, step)
+) WITHOUT ROWID;
+`},
 }
 
 // migrate applies every migration newer than the database's version, each in

@@ -172,6 +172,8 @@ func (s *Store) AddRun(expID int64, r RunSpec) (runID int64, created bool, err e
 type Claim struct {
 	Granted bool   // the caller owns the run now and must train it
 	Resume  bool   // it was running under an owner whose heartbeat went stale: resume from its checkpoint
+	Retry   bool   // it was failed or diverged and is retried: a fresh attempt from step 0
+	Attempt int    // when granted: the attempt it is, 1 + the retries so far
 	Prev    Status // status before the claim
 	RunID   int64
 	Owner   string // when not granted: who holds it (empty if nobody)
@@ -185,10 +187,14 @@ type Claim struct {
 //   - running with a heartbeat newer than staleAfter: not granted (another process has it);
 //   - running with a stale heartbeat: granted with Resume (its owner died);
 //   - pending: granted;
-//   - failed or diverged: granted only if retryFailed.
+//   - failed or diverged: granted only if retryFailed, as a Retry.
 //
 // A granted claim sets status=running, owner, heartbeat_at=now, started_at
-// (first claim only), attempts+1, and clears reason and finished_at.
+// (first claim only), attempts+1, and clears reason and finished_at. A Retry
+// is a new attempt from step 0: in the same transaction it counts retries+1,
+// sets step to 0, moves the run's metric rows to retried_metrics under the
+// old attempt's number and deletes its evals and transitions, so readers
+// never see rows of two attempts at once.
 // Heartbeats compare wall clocks of the claiming hosts, so staleAfter must
 // exceed both the heartbeat interval and any clock skew between them.
 func (s *Store) ClaimRun(runID int64, owner string, staleAfter time.Duration, retryFailed bool) (Claim, error) {
@@ -202,7 +208,8 @@ func (s *Store) ClaimRun(runID int64, owner string, staleAfter time.Duration, re
 	err := s.inTx(func(tx *sql.Tx) error {
 		var prev Status
 		var curOwner, hb sql.NullString
-		err := tx.QueryRow(`SELECT status, owner, heartbeat_at FROM runs WHERE id = ?`, runID).Scan(&prev, &curOwner, &hb)
+		var retries int
+		err := tx.QueryRow(`SELECT status, owner, heartbeat_at, retries FROM runs WHERE id = ?`, runID).Scan(&prev, &curOwner, &hb, &retries)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoRun
 		}
@@ -229,13 +236,20 @@ func (s *Store) ClaimRun(runID int64, owner string, staleAfter time.Duration, re
 			if !retryFailed {
 				return nil
 			}
+			if err := archiveAttempt(tx, runID, retries+1); err != nil {
+				return err
+			}
+			c.Retry = true
+			retries++
 		default:
 			return fmt.Errorf("unknown status %q", prev)
 		}
+		c.Attempt = retries + 1
 		ts := fmtTime(now)
 		if _, err := tx.Exec(`UPDATE runs SET status = 'running', owner = ?, heartbeat_at = ?,
-			started_at = COALESCE(started_at, ?), attempts = attempts + 1, reason = '', finished_at = NULL
-			WHERE id = ?`, owner, ts, ts, runID); err != nil {
+			started_at = COALESCE(started_at, ?), attempts = attempts + 1, reason = '', finished_at = NULL,
+			retries = ?, step = CASE WHEN ? THEN 0 ELSE step END
+			WHERE id = ?`, owner, ts, ts, retries, c.Retry, runID); err != nil {
 			return err
 		}
 		c.Granted = true
@@ -250,6 +264,22 @@ func (s *Store) ClaimRun(runID int64, owner string, staleAfter time.Duration, re
 		s.mu.Unlock()
 	}
 	return c, nil
+}
+
+// archiveAttempt moves run runID's metric rows to retried_metrics as attempt
+// and deletes its evals and transitions (an attempt that failed or diverged
+// has none in the normal course), inside the claim's transaction.
+func archiveAttempt(tx *sql.Tx, runID int64, attempt int) error {
+	if _, err := tx.Exec(`INSERT OR REPLACE INTO retried_metrics(run_id, attempt, step, split, name, value)
+		SELECT run_id, ?, step, split, name, value FROM metrics WHERE run_id = ?`, attempt, runID); err != nil {
+		return fmt.Errorf("archive attempt %d: %w", attempt, err)
+	}
+	for _, table := range []string{"metrics", "evals", "transitions"} {
+		if _, err := tx.Exec(`DELETE FROM `+table+` WHERE run_id = ?`, runID); err != nil {
+			return fmt.Errorf("archive attempt %d: %w", attempt, err)
+		}
+	}
+	return nil
 }
 
 // ownerOf is the owner this Store claimed runID as, or "" if it did not.
@@ -340,6 +370,7 @@ type Run struct {
 	Step        int
 	TotalSteps  int
 	Attempts    int // how many times it was claimed
+	Retries     int // how many times --retry restarted it from step 0 (attempt = Retries+1)
 	Owner       string
 	HeartbeatAt time.Time // zero if never
 	CreatedAt   time.Time
@@ -361,7 +392,7 @@ type RunFilter struct {
 
 const runCols = `r.id, r.config_hash, r.name, r.config_json, r.seed, r.profile, r.scale_json, r.status,
 	r.reason, r.step, r.total_steps, r.attempts, r.owner, r.heartbeat_at, r.created_at, r.started_at,
-	r.finished_at, r.device, r.params, r.seconds`
+	r.finished_at, r.device, r.params, r.seconds, r.retries`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
@@ -369,7 +400,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var secs sql.NullFloat64
 	if err := sc.Scan(&r.ID, &r.ConfigHash, &r.Name, &r.ConfigJSON, &r.Seed, &r.Profile, &r.ScaleJSON,
 		&r.Status, &r.Reason, &r.Step, &r.TotalSteps, &r.Attempts, &owner, &hb, &created, &started,
-		&finished, &device, &r.Params, &secs); err != nil {
+		&finished, &device, &r.Params, &secs, &r.Retries); err != nil {
 		return r, err
 	}
 	r.Owner, r.Device, r.Seconds = owner.String, device.String, secs.Float64

@@ -64,6 +64,9 @@ func TestSchemaDocQueries(t *testing.T) {
 	must(s.FinishRun(done, StatusDone, "", "cpu", 60))
 	must(s.Heartbeat(diverged, 7))
 	must(s.FinishRun(diverged, StatusDiverged, "loss NaN", "cpu", 3))
+	// An earlier attempt of run 1, as a --retry claim archives it.
+	_, err = s.db.Exec(`INSERT INTO retried_metrics(run_id, attempt, step, split, name, value) VALUES (1, 1, 7, 'train', 'loss', NULL)`)
+	must(err)
 
 	for _, b := range blocks {
 		q := b[1]
