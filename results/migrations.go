@@ -119,6 +119,19 @@ CREATE TABLE retried_metrics (
 	PRIMARY KEY (run_id, attempt, split, name, step)
 ) WITHOUT ROWID;
 `},
+	{3, "baselines: non-neural sentence baselines (exp check sentence-baseline) per data configuration", `
+CREATE TABLE baselines (
+	id               INTEGER PRIMARY KEY,
+	task             TEXT NOT NULL,
+	name             TEXT NOT NULL,
+	accuracy         REAL NOT NULL,
+	n                INTEGER NOT NULL,
+	data_config_hash TEXT NOT NULL,
+	data_config_json TEXT NOT NULL,
+	created_at       TEXT NOT NULL,
+	UNIQUE (task, name, data_config_hash)
+);
+`},
 }
 
 // migrate applies every migration newer than the database's version, each in
