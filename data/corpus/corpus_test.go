@@ -104,6 +104,18 @@ func TestDefaultCorpus(t *testing.T) {
 	if _, err := Fetch(dir, logf); err != nil || !strings.Contains(log[len(log)-1], "up to date") {
 		t.Fatalf("second Fetch: %v, log %q", err, log)
 	}
+	// A corpus built before the sources file (builder version 1, no
+	// sidecar) is rebuilt, with the same bytes, and gains its sources file.
+	before, _ := os.ReadFile(path)
+	os.Remove(SourcesPath(path))
+	man, _ := os.ReadFile(filepath.Join(dir, "corpus.json"))
+	os.WriteFile(filepath.Join(dir, "corpus.json"), []byte(strings.Replace(string(man), `"builder_version": 2`, `"builder_version": 1`, 1)), 0o644)
+	if _, err := Fetch(dir, logf); err != nil || !strings.Contains(log[len(log)-1], "built") {
+		t.Fatalf("Fetch of a version-1 corpus: %v, log %q", err, log)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("rebuilding changed corpus.txt")
+	}
 	docs, _, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
