@@ -5,9 +5,12 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/reproml/albert/results"
 )
 
-// Verdict is the outcome of checking one of the paper's claims on our runs.
+// Verdict is the outcome of checking one of the paper's claims on our runs
+// (see Rule).
 type Verdict string
 
 const (
@@ -16,18 +19,65 @@ const (
 	NotEnough Verdict = "not enough runs"
 )
 
-// Sample is one quantity measured over seeds (one value per run).
-type Sample struct {
-	Label  string
-	Values []float64 // NaNs are dropped by NewSample
+// Lost is a run of a sample's configuration that gave no value: diverged,
+// failed, or not finished.
+type Lost struct {
+	Seed   int64
+	Status results.Status
+	Step   int    // the step it diverged or failed at (0: unknown)
+	Reason string // the run's stored reason
 }
 
-// NewSample keeps the finite values.
+// String is e.g. "diverged at step 812".
+func (l Lost) String() string {
+	s := string(l.Status)
+	if l.Step > 0 {
+		s += fmt.Sprintf(" at step %d", l.Step)
+	}
+	return s
+}
+
+// lostText is e.g. "1 diverged at step 812, 1 failed at step 30".
+func lostText(ls []Lost) string {
+	var parts []string
+	for _, l := range ls {
+		parts = append(parts, "1 "+l.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Sample is one quantity of one configuration measured over seeds (one
+// value per done run), with the runs that gave no value.
+type Sample struct {
+	Label  string
+	Values []float64 // finite values only (NewSample, Seeded)
+	Seeds  []int64   // the seed of each value; nil when unknown (never paired)
+	Lost   []Lost    // runs of this configuration without a value
+
+	// Accuracy samples (values in %):
+	Acc       bool
+	EvalN     float64 // held-out items behind the accuracy (0 = unknown)
+	OnPlateau int     // done runs still on the unigram plateau
+}
+
+// NewSample keeps the finite values (seeds unknown).
 func NewSample(label string, vals ...float64) Sample {
 	s := Sample{Label: label}
 	for _, v := range vals {
 		if !math.IsNaN(v) && !math.IsInf(v, 0) {
 			s.Values = append(s.Values, v)
+		}
+	}
+	return s
+}
+
+// Seeded is a sample whose values are paired with their seeds; non-finite
+// values are dropped with their seed.
+func Seeded(label string, seeds []int64, vals []float64) Sample {
+	s := Sample{Label: label, Seeds: []int64{}}
+	for i, v := range vals {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			s.Values, s.Seeds = append(s.Values, v), append(s.Seeds, seeds[i])
 		}
 	}
 	return s
@@ -61,15 +111,45 @@ func (s Sample) Std() float64 {
 	return math.Sqrt(t / float64(n-1))
 }
 
-// Format prints "mean ± std (n=k)" with prec decimals, or "—" if empty.
+// EvalSE is the held-out set's binomial standard error of the mean
+// accuracy, in points: 100·sqrt(p(1−p)/N). False when N is unknown.
+func (s Sample) EvalSE() (float64, bool) {
+	if !s.Acc || s.EvalN <= 0 || s.N() == 0 {
+		return 0, false
+	}
+	p := s.Mean() / 100
+	return 100 * math.Sqrt(p*(1-p)/s.EvalN), true
+}
+
+// Format prints "mean ± std (n=k)" with prec decimals — "—" if there are no
+// runs — naming runs without a value ("n=2 done, 1 diverged at step 812")
+// and, for an accuracy, the eval set's standard error ("SE 0.40") or "eval
+// size unknown".
 func (s Sample) Format(prec int) string {
+	if s.N() == 0 && len(s.Lost) == 0 {
+		return "—"
+	}
+	var v string
 	switch s.N() {
 	case 0:
-		return "—"
+		v = "—"
 	case 1:
-		return fmt.Sprintf("%.*f (n=1)", prec, s.Mean())
+		v = fmt.Sprintf("%.*f", prec, s.Mean())
+	default:
+		v = fmt.Sprintf("%.*f ± %.*f", prec, s.Mean(), prec, s.Std())
 	}
-	return fmt.Sprintf("%.*f ± %.*f (n=%d)", prec, s.Mean(), prec, s.Std(), s.N())
+	n := fmt.Sprintf("n=%d", s.N())
+	if len(s.Lost) > 0 {
+		n += " done, " + lostText(s.Lost)
+	}
+	if s.Acc && s.N() > 0 {
+		if se, ok := s.EvalSE(); ok {
+			n += fmt.Sprintf(", SE %.*f", prec, se)
+		} else {
+			n += ", eval size unknown"
+		}
+	}
+	return v + " (" + n + ")"
 }
 
 func (s Sample) named() string {
@@ -83,73 +163,34 @@ func (s Sample) named() string {
 type Claim struct {
 	Claim   string  // the statement, as the paper makes it
 	Paper   string  // the paper's evidence
-	Verdict Verdict // held / did not hold / not enough runs
-	Detail  string  // our numbers with their seed spread
-	Noise   bool    // held or not, the difference is within the seed spread (needs n >= 2)
+	Needs   string  // preconditions beyond the rule ("" = none)
+	Verdict Verdict // held / did not hold / inconclusive / not enough runs
+	Why     string  // for inconclusive and not enough runs: the reason
+	Detail  string  // our numbers: means, n per side, the interval
+}
+
+// VerdictText is the verdict with its reason: "inconclusive: fewer than 3 seeds (…)".
+func (c Claim) VerdictText() string {
+	if c.Why == "" {
+		return string(c.Verdict)
+	}
+	return string(c.Verdict) + ": " + c.Why
 }
 
 func (c Claim) String() string {
-	s := fmt.Sprintf("[%s] %s: %s (paper: %s)", c.Verdict, c.Claim, c.Detail, c.Paper)
-	if c.Noise {
-		s += "; the difference is within the seed spread"
-	}
-	return s
+	return fmt.Sprintf("[%s] %s: %s (paper: %s)", c.VerdictText(), c.Claim, c.Detail, c.Paper)
 }
 
-// spread is the combined seed spread of a difference of two means, or 0
-// when either side has a single run (unknown spread).
-func spread(a, b Sample) float64 {
-	if a.N() < 2 || b.N() < 2 {
-		return 0
-	}
-	return math.Sqrt(a.Std()*a.Std()/float64(a.N()) + b.Std()*b.Std()/float64(b.N()))
-}
-
-// Greater checks mean(a) − mean(b) > margin: "a is better than b" (margin
-// 0) or "a ≫ b" (margin > 0). It needs a run on each side.
+// Greater checks mean(a) − mean(b) > margin by the rule: "a is better than
+// b" (margin 0) or "a ≫ b" (margin > 0).
 func Greater(claim, paperNote string, a, b Sample, margin float64) Claim {
-	c := Claim{Claim: claim, Paper: paperNote}
-	if a.N() == 0 || b.N() == 0 {
-		c.Verdict = NotEnough
-		c.Detail = fmt.Sprintf("%s vs %s", a.named(), b.named())
-		return c
-	}
-	d := a.Mean() - b.Mean()
-	c.Detail = fmt.Sprintf("%s vs %s: difference %+.2f", a.named(), b.named(), d)
-	if margin > 0 {
-		c.Detail += fmt.Sprintf(" (needs > %.1f)", margin)
-	}
-	c.Verdict = NotHeld
-	if d > margin {
-		c.Verdict = Held
-	}
-	if sp := spread(a, b); sp > 0 {
-		c.Detail += fmt.Sprintf(", seed spread ±%.2f", sp)
-		c.Noise = math.Abs(d-margin) < sp
-	}
-	return c
+	return Compare(claim, paperNote, a, b, margin)
 }
 
-// Near checks |mean(a) − target| <= tol: "a is at chance".
-func Near(claim, paperNote string, a Sample, target, tol float64) Claim {
-	c := Claim{Claim: claim, Paper: paperNote}
-	if a.N() == 0 {
-		c.Verdict = NotEnough
-		c.Detail = a.named()
-		return c
-	}
-	d := a.Mean() - target
-	c.Detail = fmt.Sprintf("%s: %+.2f from %.1f (tolerance %.1f)", a.named(), d, target, tol)
-	c.Verdict = NotHeld
-	if math.Abs(d) <= tol {
-		c.Verdict = Held
-	}
-	if a.N() >= 2 {
-		se := a.Std() / math.Sqrt(float64(a.N()))
-		c.Detail += fmt.Sprintf(", seed spread ±%.2f", se)
-		c.Noise = math.Abs(math.Abs(d)-tol) < se
-	}
-	return c
+// All is a claim made at several points (e.g. at E = 768 and E = 128):
+// Combine over one sub-check per intended point.
+func All(claim, paperNote string, subs []Claim, labels []string) Claim {
+	return Combine(claim, paperNote, subs, labels)
 }
 
 // Point is a sample at a value of a swept axis (the paper's value).
@@ -164,135 +205,80 @@ func sortPoints(ps []Point) []Point {
 	return out
 }
 
-func withData(ps []Point) []Point {
-	var out []Point
-	for _, p := range sortPoints(ps) {
-		if p.N() > 0 {
-			out = append(out, p)
+// pointAt is the point at x (an empty sample labelled "axis=x" if none).
+func pointAt(ps []Point, axis string, x float64) Sample {
+	for _, p := range ps {
+		if p.X == x {
+			p.Label = fmt.Sprintf("%s=%g", axis, x)
+			return p.Sample
 		}
 	}
-	return out
+	return Sample{Label: fmt.Sprintf("%s=%g", axis, x)}
 }
 
 func listPoints(ps []Point, axis string) string {
 	var parts []string
-	for _, p := range ps {
-		parts = append(parts, fmt.Sprintf("%s=%g: %s", axis, p.X, p.Format(2)))
+	for _, p := range sortPoints(ps) {
+		if p.N() > 0 || len(p.Lost) > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%g: %s", axis, p.X, p.Format(2)))
+		}
+	}
+	if len(parts) == 0 {
+		return "no runs"
 	}
 	return strings.Join(parts, "; ")
 }
 
-// Best checks that the point at x = want has the highest mean among at
-// least two measured points.
-func Best(claim, paperNote, axis string, ps []Point, want float64) Claim {
-	c := Claim{Claim: claim, Paper: paperNote}
-	ps = withData(ps)
-	c.Detail = listPoints(ps, axis)
-	var at *Point
-	for i := range ps {
-		if ps[i].X == want {
-			at = &ps[i]
-		}
-	}
-	if len(ps) < 2 || at == nil {
-		c.Verdict = NotEnough
-		if c.Detail == "" {
-			c.Detail = "no runs"
-		}
-		return c
-	}
-	best := ps[0]
-	runnerUp := math.Inf(-1)
-	for _, p := range ps {
-		if p.Mean() > best.Mean() {
-			best = p
-		}
-	}
-	for _, p := range ps {
-		if p.X != best.X && p.Mean() > runnerUp {
-			runnerUp = p.Mean()
-		}
-	}
-	c.Verdict = NotHeld
-	if best.X == want {
-		c.Verdict = Held
-	}
-	c.Detail += fmt.Sprintf(" → best %s=%g", axis, best.X)
-	var others []Sample
-	for _, p := range ps {
-		if p.X != best.X {
-			others = append(others, p.Sample)
-		}
-	}
-	// Within noise when the best and the runner-up are closer than their spread.
-	for _, o := range others {
-		if o.Mean() == runnerUp {
-			if sp := spread(best.Sample, o); sp > 0 && best.Mean()-o.Mean() < sp {
-				c.Noise = true
-			}
-		}
-	}
-	return c
-}
-
-// Increases checks that the largest x has a higher mean than the smallest
-// (the paper's "improves with E, but not by much"); the detail lists every
-// point so a non-monotone curve is visible.
-func Increases(claim, paperNote, axis string, ps []Point) Claim {
-	c := Claim{Claim: claim, Paper: paperNote}
-	ps = withData(ps)
-	c.Detail = listPoints(ps, axis)
-	if len(ps) < 2 {
-		c.Verdict = NotEnough
-		if c.Detail == "" {
-			c.Detail = "no runs"
-		}
-		return c
-	}
-	lo, hi := ps[0], ps[len(ps)-1]
-	g := Greater(claim, paperNote, hi.Sample, lo.Sample, 0)
-	c.Verdict, c.Noise = g.Verdict, g.Noise
-	mono := true
-	for i := 1; i < len(ps); i++ {
-		mono = mono && ps[i].Mean() >= ps[i-1].Mean()
-	}
-	c.Detail += fmt.Sprintf(" → %s=%g vs %s=%g: %+.2f", axis, hi.X, axis, lo.X, hi.Mean()-lo.Mean())
-	if !mono {
-		c.Detail += " (not monotone)"
-	}
-	return c
-}
-
-// All combines sub-checks of one claim made at several points (e.g. at
-// E = 768 and E = 128): held if every measured point held, not enough runs
-// if none could be checked.
-func All(claim, paperNote string, subs []Claim, labels []string) Claim {
-	c := Claim{Claim: claim, Paper: paperNote, Verdict: NotEnough}
-	var parts []string
-	checked := 0
-	held := true
-	for i, s := range subs {
-		parts = append(parts, fmt.Sprintf("%s: %s [%s]", labels[i], s.Detail, s.Verdict))
-		if s.Verdict == NotEnough {
+// Best checks that the point at x = want beats every other intended point
+// (xs) by the rule: every intended point needs runs, and want's advantage
+// over each must hold. Did not hold when another point beats want by the
+// rule; inconclusive otherwise (a plateau where every point is equal is
+// inconclusive, never won by a tie).
+func Best(claim, paperNote, axis string, ps []Point, want float64, xs []float64) Claim {
+	at := pointAt(ps, axis, want)
+	var subs []Claim
+	var labels []string
+	for _, x := range xs {
+		if x == want {
 			continue
 		}
-		checked++
-		held = held && s.Verdict == Held
-		c.Noise = c.Noise || s.Noise
+		subs = append(subs, Compare("", "", at, pointAt(ps, axis, x), 0))
+		labels = append(labels, fmt.Sprintf("%s=%g", axis, x))
 	}
-	c.Detail = strings.Join(parts, "; ")
-	if checked > 0 {
-		c.Verdict = NotHeld
-		if held {
-			c.Verdict = Held
+	c := Combine(claim, paperNote, subs, labels)
+	if at.N() == 0 {
+		c.Verdict, c.Why = NotEnough, fmt.Sprintf("no finished run at %s=%g", axis, want)
+	}
+	c.Detail = listPoints(ps, axis) + " → " + c.Detail
+	return c
+}
+
+// Increases checks that the largest intended x beats the smallest by the
+// rule (the paper's "improves with E"); the detail lists every point so a
+// non-monotone curve is visible.
+func Increases(claim, paperNote, axis string, ps []Point, xs []float64) Claim {
+	lo, hi := xs[0], xs[len(xs)-1]
+	c := Compare(claim, paperNote, pointAt(ps, axis, hi), pointAt(ps, axis, lo), 0)
+	c.Detail = listPoints(ps, axis) + " → " + c.Detail
+	mono := true
+	sorted := sortPoints(ps)
+	prev := math.Inf(-1)
+	for _, p := range sorted {
+		if p.N() == 0 {
+			continue
 		}
+		mono = mono && p.Mean() >= prev
+		prev = p.Mean()
+	}
+	if !mono {
+		c.Detail += " (means not monotone)"
 	}
 	return c
 }
 
 // Roughness is how much a per-layer quantity jumps between consecutive
-// layers: the mean absolute difference (0 for a flat or single-layer
-// curve). A smoother transition curve has a smaller roughness.
+// layers: the mean absolute difference (0 for a flat curve, NaN for fewer
+// than two layers). A smoother transition curve has a smaller roughness.
 func Roughness(perLayer []float64) float64 {
 	if len(perLayer) < 2 {
 		return math.NaN()
@@ -306,16 +292,98 @@ func Roughness(perLayer []float64) float64 {
 
 // The claims of each ablation, over numbers. Accuracies are in percent.
 
-// SentenceClaims: v6 Table 5. nspOfSOP is the NSP accuracy of SOP-trained
-// models, sopOfNSP the SOP accuracy of NSP-trained models.
-func SentenceClaims(nspOfSOP, sopOfNSP Sample) []Claim {
-	nspOfSOP.Label, sopOfNSP.Label = "SOP-trained on NSP", "NSP-trained on SOP"
-	return []Claim{
-		Greater("SOP-trained model's NSP accuracy ≫ NSP-trained model's SOP accuracy (by > 10 points)",
-			"78.9 vs 52.0 (v6 Table 5)", nspOfSOP, sopOfNSP, 10),
-		Near("NSP-trained model's SOP accuracy is near chance (50 ± 5)",
-			"52.0, \"about random\" (v6 Table 5)", sopOfNSP, 50, 5),
+// SentenceRuns is the evidence of v6 Table 5: each sentence-trained model
+// scored on both tasks, and how constant its predictions are on its own
+// task (the fraction of held-out pairs given the most frequent predicted
+// class: eval metrics nsp_majority / sop_majority, fractions).
+type SentenceRuns struct {
+	NSPofNSP, SOPofNSP Sample // the NSP-trained model on NSP (own task) and on SOP
+	NSPofSOP, SOPofSOP Sample // the SOP-trained model on NSP and on SOP (own task)
+	NSPMajority        Sample // NSP-trained, on the NSP set
+	SOPMajority        Sample // SOP-trained, on the SOP set
+}
+
+// ConstantShare is the share of held-out pairs given one class above which
+// a sentence head counts as predicting a constant.
+const ConstantShare = 0.95
+
+// SentenceNeeds states the sentence claims' preconditions.
+const SentenceNeeds = "both sentence-trained models (NSP and SOP), each above chance on its own task (the interval of its accuracy above 50%) and not predicting a constant class (nsp_majority / sop_majority < 0.95 for every run)"
+
+// headLearned checks one sentence head's preconditions: "" when it
+// learned; else whether it did not learn (learnt false) and why.
+func headLearned(name string, own, majority Sample, majKey string) (why string, notLearned bool) {
+	switch {
+	case own.N() == 0:
+		return "", false
+	case own.N() < MinSeeds:
+		return fmt.Sprintf("fewer than %d seeds of the %s model (n=%d)", MinSeeds, name, own.N()), false
+	case majority.N() < own.N():
+		return fmt.Sprintf("no diagnostics (%s not stored for %d of %d %s runs)", majKey, own.N()-majority.N(), own.N(), name), false
 	}
+	for _, m := range majority.Values {
+		if m >= ConstantShare {
+			return fmt.Sprintf("the %s head predicts one class for %.0f%% of pairs", name, 100*m), true
+		}
+	}
+	if a := Above("", "", own, 50); a.Verdict != Held {
+		return fmt.Sprintf("the %s head is not above chance on its own task: %s", name, a.Detail), true
+	}
+	return "", false
+}
+
+// SentenceClaims: v6 Table 5. Every claim needs both sentence heads to have
+// learned their own task (SentenceNeeds); otherwise it is inconclusive.
+func SentenceClaims(ev SentenceRuns) []Claim {
+	ev.NSPofSOP.Label, ev.SOPofNSP.Label = "SOP-trained on NSP", "NSP-trained on SOP"
+	ev.NSPofNSP.Label, ev.SOPofSOP.Label = "NSP-trained on NSP", "SOP-trained on SOP"
+	near := Near("NSP-trained model's SOP accuracy is near chance (50 ± 5)",
+		"52.0, \"about random\" (v6 Table 5)", ev.SOPofNSP, 50, 5)
+	solves := Above("SOP-trained model solves NSP (its NSP accuracy > 60, 10 points above chance)",
+		"78.9 (v6 Table 5)", ev.NSPofSOP, 60)
+	cs := []Claim{
+		Combine("NSP-trained does not solve SOP while SOP-trained solves NSP (both of the next two claims)",
+			"SOP 52.0 for NSP-trained vs NSP 78.9 for SOP-trained (v6 Table 5)",
+			[]Claim{near, solves}, []string{"NSP-trained on SOP near chance", "SOP-trained on NSP > 60"}),
+		near,
+		solves,
+		Greater("SOP-trained model's NSP accuracy ≫ NSP-trained model's SOP accuracy (by > 10 points)",
+			"78.9 vs 52.0 (v6 Table 5)", ev.NSPofSOP, ev.SOPofNSP, 10),
+	}
+	var why, notLearned []string
+	for _, h := range []struct {
+		name, key     string
+		own, majority Sample
+	}{{"NSP-trained", "nsp_majority", ev.NSPofNSP, ev.NSPMajority}, {"SOP-trained", "sop_majority", ev.SOPofSOP, ev.SOPMajority}} {
+		w, nl := headLearned(h.name, h.own, h.majority, h.key)
+		switch {
+		case nl:
+			notLearned = append(notLearned, w)
+		case w != "":
+			why = append(why, w)
+		}
+	}
+	if len(notLearned) > 0 {
+		why = append(why, "sentence heads did not learn at this scale ("+strings.Join(notLearned, "; ")+")")
+	}
+	missing := ev.NSPofNSP.N() == 0 || ev.SOPofSOP.N() == 0
+	for i := range cs {
+		cs[i].Needs = SentenceNeeds
+		if missing {
+			cs[i].Verdict = NotEnough
+			var no []string
+			if ev.NSPofNSP.N() == 0 {
+				no = append(no, "NSP-trained")
+			}
+			if ev.SOPofSOP.N() == 0 {
+				no = append(no, "SOP-trained")
+			}
+			cs[i].Why = "no finished " + strings.Join(no, " or ") + " run"
+			continue
+		}
+		cs[i] = requires(cs[i], len(why) == 0, strings.Join(why, "; "))
+	}
+	return cs
 }
 
 // SharingPoint is one embedding size of v6 Table 4: MLM accuracy of each
@@ -325,7 +393,7 @@ type SharingPoint struct {
 	All, Attention, FFN, None Sample
 }
 
-// SharingClaims: v6 Table 4, on MLM accuracy.
+// SharingClaims: v6 Table 4, on MLM accuracy, each at every E of pts.
 func SharingClaims(pts []SharingPoint) []Claim {
 	sort.Slice(pts, func(i, j int) bool { return pts[i].E > pts[j].E })
 	var a, b []Claim
@@ -337,110 +405,174 @@ func SharingClaims(pts []SharingPoint) []Claim {
 		b = append(b, Greater("", "", p.Attention, p.FFN, 0))
 	}
 	return []Claim{
-		All("all-shared < not-shared (MLM accuracy)", "Avg 79.8 vs 82.3 at E=768, 80.1 vs 81.6 at E=128 (v6 Table 4)", a, labels),
-		All("shared-FFN hurts more than shared-attention (MLM accuracy: shared-FFN < shared-attention)",
+		All("all-shared < not-shared (MLM accuracy, at every E)", "Avg 79.8 vs 82.3 at E=768, 80.1 vs 81.6 at E=128 (v6 Table 4)", a, labels),
+		All("shared-FFN hurts more than shared-attention (MLM accuracy: shared-FFN < shared-attention, at every E)",
 			"Avg 79.5 vs 81.6 at E=768, 80.2 vs 81.7 at E=128 (v6 Table 4)", b, labels),
 	}
 }
 
+// EmbeddingEs are the paper's embedding sizes in v6 Table 3.
+var EmbeddingEs = []float64{64, 128, 256, 768}
+
 // EmbeddingClaims: v6 Table 3, on MLM accuracy by the paper's E.
 func EmbeddingClaims(allShared, notShared []Point) []Claim {
 	return []Claim{
-		Best("E = 128 is best among all-shared (MLM accuracy)", "all-shared Avg 79.0 / 80.1 / 79.6 / 79.8 at E = 64 / 128 / 256 / 768 (v6 Table 3)",
-			"E", allShared, 128),
-		Increases("not-shared improves with E (MLM accuracy)", "not-shared Avg 81.3 / 81.7 / 81.8 / 82.3 at E = 64 / 128 / 256 / 768 (v6 Table 3)",
-			"E", notShared),
+		Best("E = 128 is best among all-shared (MLM accuracy, vs E = 64, 256, 768)", "all-shared Avg 79.0 / 80.1 / 79.6 / 79.8 at E = 64 / 128 / 256 / 768 (v6 Table 3)",
+			"E", allShared, 128, EmbeddingEs),
+		Increases("not-shared improves with E (MLM accuracy, E = 768 vs E = 64)", "not-shared Avg 81.3 / 81.7 / 81.8 / 82.3 at E = 64 / 128 / 256 / 768 (v6 Table 3)",
+			"E", notShared, EmbeddingEs),
 	}
+}
+
+// divergedAsZero counts each diverged seed of s as accuracy 0: a model whose
+// training diverged has degraded. It returns how many were counted.
+func divergedAsZero(s Sample) (Sample, int) {
+	out := s
+	out.Values = append([]float64(nil), s.Values...)
+	out.Seeds = append([]int64(nil), s.Seeds...)
+	out.Lost = nil
+	k := 0
+	for _, l := range s.Lost {
+		if l.Status != results.StatusDiverged {
+			out.Lost = append(out.Lost, l)
+			continue
+		}
+		out.Values = append(out.Values, 0)
+		if s.Seeds != nil {
+			out.Seeds = append(out.Seeds, l.Seed)
+		}
+		k++
+	}
+	return out, k
 }
 
 // XlargeClaims: v1 Table 1 / Figure 1. Accuracies of BERT-large and
-// BERT-xlarge; losses are held-out MLM losses.
+// BERT-xlarge; losses are held-out MLM losses. A diverged seed counts as
+// degradation: accuracy 0 in the accuracy claim, and the verdict says so.
 func XlargeClaims(largeAcc, xlargeAcc, largeLoss, xlargeLoss Sample) []Claim {
 	largeAcc.Label, xlargeAcc.Label, largeLoss.Label, xlargeLoss.Label = "BERT-large", "BERT-xlarge", "BERT-large", "BERT-xlarge"
-	return []Claim{
-		Greater("BERT-xlarge degrades vs BERT-large (lower held-out MLM accuracy)",
-			"\"the larger model has lower masked LM accuracy\" (v1 Figure 1); RACE 73.9 vs 54.3 (v1 Table 1)", largeAcc, xlargeAcc, 0),
-		Greater("BERT-xlarge has a higher held-out MLM loss than BERT-large",
-			"implied by v1 Figure 1 (no curve values transcribed)", xlargeLoss, largeLoss, 0),
+	la, kl := divergedAsZero(largeAcc)
+	xa, kx := divergedAsZero(xlargeAcc)
+	acc := Greater("BERT-xlarge degrades vs BERT-large (lower held-out MLM accuracy; a diverged seed counts as 0%)",
+		"\"the larger model has lower masked LM accuracy\" (v1 Figure 1); RACE 73.9 vs 54.3 (v1 Table 1)", la, xa, 0)
+	loss := Greater("BERT-xlarge has a higher held-out MLM loss than BERT-large",
+		"implied by v1 Figure 1 (no curve values transcribed)", xlargeLoss, largeLoss, 0)
+	if kx+kl > 0 {
+		note := fmt.Sprintf("diverged seeds counted as degradation (accuracy 0): %d BERT-xlarge, %d BERT-large", kx, kl)
+		acc.Detail += "; " + note
+		if acc.Why != "" {
+			acc.Why += "; "
+		}
+		acc.Why += note
+		loss.Detail += "; diverged seeds have no loss and are left out here (the accuracy claim counts them)"
 	}
+	return []Claim{acc, loss}
 }
 
-// TransitionClaims: v6 Figure 1. Each slice holds one run's per-layer
-// values (in layer order).
-func TransitionClaims(bertL2, albertL2, bertCos, albertCos [][]float64) []Claim {
-	rough := func(label string, runs [][]float64) Sample {
-		var v []float64
-		for _, r := range runs {
-			v = append(v, Roughness(r))
-		}
+// TransitionRuns is one side of v6 Figure 1: per-layer values of each done
+// run (layer order) and the runs' held-out MLM accuracy with its plateau
+// flags.
+type TransitionRuns struct {
+	Seeds   []int64
+	L2, Cos [][]float64
+	MLM     Sample
+	// NoPlateau counts runs whose plateau check could not be made (no
+	// mlm_plateau or mlm_n stored).
+	NoPlateau int
+}
+
+// TransitionNeeds states the transition claims' preconditions.
+const TransitionNeeds = "both BERT (not-shared) and ALBERT (all-shared) runs, every one trained past the unigram plateau (mlm_acc above mlm_plateau by more than 3 SE and at least 1 point)"
+
+func (t TransitionRuns) per(label string, f func(l2, cos []float64) float64) Sample {
+	var v []float64
+	for i := range t.L2 {
+		v = append(v, f(t.L2[i], t.Cos[i]))
+	}
+	seeds := t.Seeds
+	if len(seeds) != len(v) {
 		return NewSample(label, v...)
 	}
-	floor := func(label string, runs [][]float64) Sample {
-		var v []float64
-		for _, r := range runs {
-			if len(r) == 0 {
-				continue
-			}
-			m := math.Inf(1)
-			for _, x := range r {
-				m = math.Min(m, x)
-			}
-			v = append(v, m)
-		}
-		return NewSample(label, v...)
+	return Seeded(label, seeds, v)
+}
+
+func (t TransitionRuns) trained(name string) string {
+	switch {
+	case t.NoPlateau > 0:
+		return fmt.Sprintf("%s: no plateau check for %d of %d runs (mlm_plateau or mlm_n not stored)", name, t.NoPlateau, len(t.L2))
+	case t.MLM.OnPlateau > 0:
+		return fmt.Sprintf("%s: %d of %d runs still on the unigram plateau", name, t.MLM.OnPlateau, len(t.L2))
 	}
-	return []Claim{
-		Greater("ALBERT's layer transitions are smoother than BERT's: L2 distance (mean |Δ| between consecutive layers)",
+	return ""
+}
+
+func mean(v []float64) float64 { return NewSample("", v...).Mean() }
+
+func last(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	return v[len(v)-1]
+}
+
+// TransitionClaims: v6 Figure 1, ALBERT (all-shared) against BERT
+// (not-shared), each decided by the rule over seeds.
+func TransitionClaims(bert, albert TransitionRuns) []Claim {
+	rough := func(which int) func(l2, cos []float64) float64 {
+		return func(l2, cos []float64) float64 { return Roughness([][]float64{l2, cos}[which]) }
+	}
+	avg := func(which int) func(l2, cos []float64) float64 {
+		return func(l2, cos []float64) float64 { return mean([][]float64{l2, cos}[which]) }
+	}
+	drop := []Claim{
+		Greater("", "", bert.per("BERT mean L2", avg(0)), albert.per("ALBERT mean L2", avg(0)), 0),
+		Greater("", "", bert.per("BERT mean angle", avg(1)), albert.per("ALBERT mean angle", avg(1)), 0),
+		Above("", "", albert.per("ALBERT last-layer angle", func(_, cos []float64) float64 { return last(cos) }), 0),
+	}
+	cs := []Claim{
+		Greater("ALBERT's layer transitions are smoother than BERT's: L2 distance (roughness: mean |Δ| between consecutive layers, BERT > ALBERT)",
 			"v6 Figure 1: \"the transitions from layer to layer are much smoother for ALBERT than for BERT\"",
-			rough("BERT roughness", bertL2), rough("ALBERT roughness", albertL2), 0),
-		Greater("ALBERT's layer transitions are smoother than BERT's: cosine angle (mean |Δ| in degrees between consecutive layers)",
-			"v6 Figure 1", rough("BERT roughness", bertCos), rough("ALBERT roughness", albertCos), 0),
-		Greater("ALBERT's transitions do not converge to 0 (smallest per-layer cosine angle > 1°)",
-			"v6 Figure 1: \"do not converge to 0 even after 24 layers\"", floor("ALBERT min angle", albertCos), NewSample("threshold", 1), 0),
+			bert.per("BERT roughness", rough(0)), albert.per("ALBERT roughness", rough(0)), 0),
+		Greater("ALBERT's layer transitions are smoother than BERT's: cosine angle (roughness in degrees, BERT > ALBERT)",
+			"v6 Figure 1", bert.per("BERT roughness", rough(1)), albert.per("ALBERT roughness", rough(1)), 0),
+		Combine("ALBERT's transitions drop relative to BERT's but do not converge to 0 (mean L2 and mean angle: BERT > ALBERT; ALBERT's last-layer angle > 0)",
+			"v6 Figure 1: \"there is a drop for both metrics compared to BERT, they nevertheless do not converge to 0 even after 24 layers\"",
+			drop, []string{"L2", "angle", "last angle"}),
 	}
+	var why []string
+	for _, w := range []string{bert.trained("BERT"), albert.trained("ALBERT")} {
+		if w != "" {
+			why = append(why, w)
+		}
+	}
+	for i := range cs {
+		cs[i].Needs = TransitionNeeds
+		if len(bert.L2) == 0 || len(albert.L2) == 0 {
+			cs[i].Verdict, cs[i].Why = NotEnough, "needs both BERT and ALBERT runs with transitions"
+			continue
+		}
+		cs[i] = requires(cs[i], len(why) == 0, "not trained past the unigram plateau: "+strings.Join(why, "; "))
+	}
+	return cs
 }
 
 // DepthClaims: v6 Table 11, MLM accuracy by the paper's number of layers.
 func DepthClaims(ps []Point) []Claim {
-	at := func(x float64) Sample {
-		for _, p := range ps {
-			if p.X == x {
-				p.Label = fmt.Sprintf("L=%g", x)
-				return p.Sample
-			}
-		}
-		return Sample{Label: fmt.Sprintf("L=%g", x)}
-	}
-	d := withData(ps)
-	var lo, hi Sample
-	if len(d) >= 2 {
-		lo, hi = d[0].Sample, d[len(d)-1].Sample
-		lo.Label, hi.Label = fmt.Sprintf("L=%g", d[0].X), fmt.Sprintf("L=%g", d[len(d)-1].X)
-	}
 	return []Claim{
-		Greater("deeper is better: the deepest measured ALBERT-large beats the shallowest (MLM accuracy)",
-			"Avg 52.9 at L=1 to 82.1 at L=24 (v6 Table 11)", hi, lo, 0),
+		Greater("deeper is better: L=24 beats L=1 (MLM accuracy)",
+			"Avg 52.9 at L=1 to 82.1 at L=24 (v6 Table 11)", pointAt(ps, "L", 24), pointAt(ps, "L", 1), 0),
 		Greater("gains saturate: 48 layers is no better than 24 (MLM accuracy, L=24 > L=48)",
-			"Avg 82.1 at L=24 vs 81.8 at L=48 (v6 Table 11)", at(24), at(48), 0),
+			"Avg 82.1 at L=24 vs 81.8 at L=48 (v6 Table 11)", pointAt(ps, "L", 24), pointAt(ps, "L", 48), 0),
 	}
 }
 
 // WidthClaims: v6 Table 12, MLM accuracy by the paper's hidden size.
 func WidthClaims(ps []Point) []Claim {
-	at := func(x float64) Sample {
-		for _, p := range ps {
-			if p.X == x {
-				p.Label = fmt.Sprintf("H=%g", x)
-				return p.Sample
-			}
-		}
-		return Sample{Label: fmt.Sprintf("H=%g", x)}
-	}
 	return []Claim{
 		Greater("wider helps up to H = 4096 (MLM accuracy, H=4096 > H=1024)",
-			"Avg 71.2 at H=1024 vs 76.3 at H=4096 (v6 Table 12)", at(4096), at(1024), 0),
+			"Avg 71.2 at H=1024 vs 76.3 at H=4096 (v6 Table 12)", pointAt(ps, "H", 4096), pointAt(ps, "H", 1024), 0),
 		Greater("too wide degrades: H = 6144 is worse than H = 4096 (MLM accuracy)",
-			"Avg 76.3 at H=4096 vs 74.0 at H=6144 (v6 Table 12)", at(4096), at(6144), 0),
+			"Avg 76.3 at H=4096 vs 74.0 at H=6144 (v6 Table 12)", pointAt(ps, "H", 4096), pointAt(ps, "H", 6144), 0),
 	}
 }
 

@@ -67,10 +67,10 @@ func (rep *Report) headers() []header {
 	hs := []header{
 		{"Row", func(r Row) string { return r.Label }},
 		{"Scale", func(r Row) string {
-			if r.Scale == "" {
+			if r.Profile == "" {
 				return "—"
 			}
-			return r.Scale
+			return r.Profile
 		}},
 		{"Runs", func(r Row) string { return r.RunsCell() }},
 	}
@@ -125,7 +125,9 @@ func oursCell(c Column, cell Cell) string {
 	if c.Key == "params_run" {
 		return fmtCount(cell.Ours.Mean())
 	}
-	return cell.Ours.Format(c.Prec)
+	s := cell.Ours
+	s.Lost = nil // the Runs column names them
+	return s.Format(c.Prec)
 }
 
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
@@ -154,16 +156,16 @@ func (rep *Report) writeMarkdown(w io.Writer) error {
 	b.WriteString("\n")
 	for _, cs := range rep.Claims {
 		title := "Claims"
-		if cs.Profile != "" {
-			title += " (profile " + cs.Profile + ")"
+		if cs.Scale != "" {
+			title += " (" + cs.Scale + ")"
 		}
 		b.WriteString("### " + title + "\n\n")
 		for _, c := range cs.Claims {
-			fmt.Fprintf(&b, "- **%s** — %s: %s. Paper: %s.", c.Verdict, c.Claim, c.Detail, c.Paper)
-			if c.Noise {
-				b.WriteString(" The difference is within the seed spread.")
+			fmt.Fprintf(&b, "- **%s** — %s: %s.", c.VerdictText(), c.Claim, c.Detail)
+			if c.Needs != "" {
+				fmt.Fprintf(&b, " Needs: %s.", c.Needs)
 			}
-			b.WriteString("\n")
+			fmt.Fprintf(&b, " Paper: %s.\n", c.Paper)
 		}
 		b.WriteString("\n")
 	}
@@ -172,8 +174,10 @@ func (rep *Report) writeMarkdown(w io.Writer) error {
 }
 
 // CSVHeader is the header of WriteCSV.
+// Records with kind "note" carry the table's footnotes (the verdict rule
+// among them) in the note field.
 var CSVHeader = []string{"ablation", "paper_table", "row", "profile", "scale", "runs_done", "runs_total",
-	"column", "kind", "paper", "ours_mean", "ours_std", "ours_n", "delta", "note"}
+	"column", "kind", "paper", "ours_mean", "ours_std", "ours_n", "delta", "note", "eval_se", "eval_n", "lost"}
 
 func kindName(k ColumnKind) string {
 	return [...]string{"paper", "ours", "compared", "not measured"}[k]
@@ -199,15 +203,31 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 		for _, c := range rep.Columns {
 			cell := r.Cells[c.Key]
 			n := cell.Ours.N()
+			se, hasSE := cell.Ours.EvalSE()
+			var lost []string
+			for _, l := range cell.Ours.Lost {
+				lost = append(lost, l.String())
+			}
 			rec := []string{rep.Ablation, tbl, r.Label, r.Profile, r.Scale, strconv.Itoa(r.Done()), strconv.Itoa(len(r.Runs)),
 				c.Key, kindName(c.Kind), num(cell.Paper, cell.HasPaper),
-				num(cell.Ours.Mean(), n > 0), num(cell.Ours.Std(), n > 1), strconv.Itoa(n), num(cell.Delta, cell.HasDelta), ""}
+				num(cell.Ours.Mean(), n > 0), num(cell.Ours.Std(), n > 1), strconv.Itoa(n), num(cell.Delta, cell.HasDelta), "",
+				num(se, hasSE), num(cell.Ours.EvalN, hasSE), strings.Join(lost, "; ")}
 			if c.Kind == NotMeasured {
-				rec[len(rec)-1] = c.Why
+				rec[14] = c.Why
+			}
+			if cell.Ours.Acc && n > 0 && !hasSE {
+				rec[14] = "eval size unknown"
 			}
 			if err := cw.Write(rec); err != nil {
 				return fmt.Errorf("table: csv: %w", err)
 			}
+		}
+	}
+	for _, note := range rep.Notes {
+		rec := make([]string, len(CSVHeader))
+		rec[0], rec[1], rec[8], rec[14] = rep.Ablation, tbl, "note", note
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("table: csv: %w", err)
 		}
 	}
 	cw.Flush()
@@ -218,17 +238,19 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 }
 
 // ClaimsCSVHeader is the header of WriteClaimsCSV.
-var ClaimsCSVHeader = []string{"ablation", "profile", "claim", "verdict", "within_seed_spread", "ours", "paper"}
+var ClaimsCSVHeader = []string{"ablation", "profile", "scale", "claim", "verdict", "why", "needs", "ours", "paper"}
 
-// WriteClaimsCSV writes one record per claim and profile.
+// WriteClaimsCSV writes one record per claim and scale group, then the
+// verdict rule as a record with claim "rule".
 func (rep *Report) WriteClaimsCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write(ClaimsCSVHeader)
 	for _, cs := range rep.Claims {
 		for _, c := range cs.Claims {
-			cw.Write([]string{rep.Ablation, cs.Profile, c.Claim, string(c.Verdict), strconv.FormatBool(c.Noise), c.Detail, c.Paper})
+			cw.Write([]string{rep.Ablation, cs.Profile, cs.Scale, c.Claim, string(c.Verdict), c.Why, c.Needs, c.Detail, c.Paper})
 		}
 	}
+	cw.Write([]string{rep.Ablation, "", "", "rule", "", "", "", Rule, ""})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return fmt.Errorf("table: claims csv: %w", err)
@@ -269,8 +291,12 @@ func (rep *Report) writeTeX(w io.Writer) error {
 	}
 	for _, cs := range rep.Claims {
 		for _, c := range cs.Claims {
-			fmt.Fprintf(&b, "\\item \\textbf{%s} [%s] %s: %s. Paper: %s.\n", texEscape(string(c.Verdict)), texEscape(cs.Profile),
-				texEscape(c.Claim), texEscape(c.Detail), texEscape(c.Paper))
+			fmt.Fprintf(&b, "\\item \\textbf{%s} [%s] %s: %s.", texEscape(c.VerdictText()), texEscape(cs.Scale),
+				texEscape(c.Claim), texEscape(c.Detail))
+			if c.Needs != "" {
+				fmt.Fprintf(&b, " Needs: %s.", texEscape(c.Needs))
+			}
+			fmt.Fprintf(&b, " Paper: %s.\n", texEscape(c.Paper))
 		}
 	}
 	b.WriteString("\\end{itemize}\n")

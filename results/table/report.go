@@ -81,8 +81,9 @@ type Row struct {
 	Paper    *paper.Row // nil when the paper has no such row
 	Match    map[string]any
 	Profile  string // "" when no run reproduces the row
-	Scale    string // e.g. "cpu ×0.1667 H ×0.3333 L"; "" when no run
+	Scale    string // the scale group: the profile, plus the keys that set it apart ("cpu train.steps=3000"); "" when no run
 	Runs     []int64
+	Lost     []Lost // runs without a result (diverged, failed, unfinished)
 	Statuses map[results.Status]int
 	Cells    map[string]Cell
 }
@@ -90,27 +91,23 @@ type Row struct {
 // Done is the number of runs that finished.
 func (r Row) Done() int { return r.Statuses[results.StatusDone] }
 
-// RunsCell is e.g. "3/3" or "2/3 (1 diverged)".
+// RunsCell is e.g. "3/3" or "2/3 (1 diverged at step 812)".
 func (r Row) RunsCell() string {
 	if len(r.Runs) == 0 {
 		return "0"
 	}
 	s := fmt.Sprintf("%d/%d", r.Done(), len(r.Runs))
-	var extra []string
-	for _, st := range []results.Status{results.StatusDiverged, results.StatusFailed, results.StatusRunning, results.StatusPending} {
-		if n := r.Statuses[st]; n > 0 {
-			extra = append(extra, fmt.Sprintf("%d %s", n, st))
-		}
-	}
-	if len(extra) > 0 {
-		s += " (" + strings.Join(extra, ", ") + ")"
+	if len(r.Lost) > 0 {
+		s += " (" + lostText(r.Lost) + ")"
 	}
 	return s
 }
 
-// ClaimSet is the claims of an ablation checked on the runs of one profile.
+// ClaimSet is the claims of an ablation checked on the runs of one scale
+// group (one profile and scale; never pooled across scales).
 type ClaimSet struct {
 	Profile string
+	Scale   string // the scale group's label, e.g. "cpu train.steps=3000"
 	Claims  []Claim
 }
 
@@ -208,12 +205,20 @@ func FromRuns(ablation string, runs []RunData, opt Options) (*Report, error) {
 	}
 	rep.Columns = columns(rep.Table, ms)
 
-	// Group runs: by paper row (first match wins), then profile and scale.
-	type key struct{ src, profile, scale, point string }
-	groups := map[key][]RunData{}
+	// Group runs: by paper row (first match wins), then configuration
+	// (runs are pooled only when they differ by the seed alone).
+	groups := ScaleGroups(runs)
+	scaleOf := map[string]string{}
+	for _, g := range groups {
+		for _, r := range g.Runs {
+			scaleOf[r.ConfigKey()] = g.Label
+		}
+	}
+	type key struct{ src, point string }
+	bySrc := map[key][]RunData{}
 	var order []key
 	for _, r := range runs {
-		k := key{src: "", profile: r.Profile, scale: r.Scale.Describe(r.Profile)}
+		k := key{}
 		matched := false
 		for i, s := range sources {
 			if r.Matches(s.match) {
@@ -224,56 +229,47 @@ func FromRuns(ablation string, runs []RunData, opt Options) (*Report, error) {
 		if !matched {
 			k.point = r.PointLabel()
 		}
-		if _, ok := groups[k]; !ok {
+		if _, ok := bySrc[k]; !ok {
 			order = append(order, k)
 		}
-		groups[k] = append(groups[k], r)
+		bySrc[k] = append(bySrc[k], r)
 	}
-	sort.SliceStable(order, func(i, j int) bool {
-		a, b := order[i], order[j]
-		if (a.src == "") != (b.src == "") {
-			return a.src != ""
-		}
-		if a.src != b.src {
-			return atoi(a.src) < atoi(b.src)
-		}
-		if a.point != b.point {
-			return a.point < b.point
-		}
-		return a.profile+a.scale < b.profile+b.scale
-	})
-	used := map[string]bool{}
-	emit := func(i int) {
-		src := sources[i]
-		found := false
-		for _, k := range order {
-			if k.src == fmt.Sprint(i) {
-				rep.Rows = append(rep.Rows, rep.row(src.label, src.prow, src.match, k.profile, k.scale, groups[k], ms, opt))
-				found = true
+	sort.SliceStable(order, func(i, j int) bool { return order[i].point < order[j].point })
+	emit := func(label string, prow *paper.Row, match map[string]any, rs []RunData) {
+		sets := byConfig(rs)
+		sort.SliceStable(sets, func(i, j int) bool {
+			a, b := sets[i][0], sets[j][0]
+			if a.Profile != b.Profile {
+				return a.Profile < b.Profile
 			}
+			return natLess(scaleOf[a.ConfigKey()], scaleOf[b.ConfigKey()])
+		})
+		byProfile := map[string][][]RunData{}
+		for _, set := range sets {
+			byProfile[set[0].Profile] = append(byProfile[set[0].Profile], set)
 		}
-		if !found {
-			rep.Rows = append(rep.Rows, rep.row(src.label, src.prow, src.match, "", "", nil, ms, opt))
+		for _, set := range sets {
+			l := label
+			if diff := differing(byProfile[set[0].Profile]); len(diff) > 0 {
+				l += " (" + keyLabel(set[0], diff) + ")"
+			}
+			rep.Rows = append(rep.Rows, rep.row(l, prow, match, set[0].Profile, scaleOf[set[0].ConfigKey()], set, ms, opt))
 		}
-		used[fmt.Sprint(i)] = true
+		if len(sets) == 0 {
+			rep.Rows = append(rep.Rows, rep.row(label, prow, match, "", "", nil, ms, opt))
+		}
 	}
-	for i := range sources {
-		emit(i)
+	for i, src := range sources {
+		emit(src.label, src.prow, src.match, bySrc[key{src: fmt.Sprint(i)}])
 	}
 	for _, k := range order {
 		if k.src == "" {
-			rep.Rows = append(rep.Rows, rep.row(k.point+" (no paper row)", nil, nil, k.profile, k.scale, groups[k], ms, opt))
+			emit(k.point+" (no paper row)", nil, nil, bySrc[k])
 		}
 	}
-	rep.Notes = rep.notes(ref)
-	rep.Claims = claimsOf(ablation, runs, ms)
+	rep.Notes = rep.notes(ref, runs)
+	rep.Claims = claimsOf(ablation, groups, ms)
 	return rep, nil
-}
-
-func atoi(s string) int {
-	n := 0
-	fmt.Sscan(s, &n)
-	return n
 }
 
 // percentify marks accuracies stored as fractions (all values <= 1) to be
@@ -326,17 +322,6 @@ func value(r RunData, m metric) float64 {
 	return v
 }
 
-// sampleOf collects m over the done runs.
-func sampleOf(runs []RunData, m metric) Sample {
-	var vals []float64
-	for _, r := range runs {
-		if r.Status == results.StatusDone {
-			vals = append(vals, value(r, m))
-		}
-	}
-	return NewSample("", vals...)
-}
-
 func columns(t *paper.Table, ms []metric) []Column {
 	var cols []Column
 	has := map[string]bool{}
@@ -361,19 +346,6 @@ func columns(t *paper.Table, ms []metric) []Column {
 		}
 		cols = append(cols, Column{Key: m.key, Label: m.label, Kind: k, Prec: m.prec})
 	}
-	if t != nil {
-		ds := false
-		for _, c := range t.Columns {
-			if paper.Downstream(c) {
-				cols = append(cols, Column{Key: c, Label: paper.ColumnLabel(c), Kind: PaperOnly})
-				ds = true
-			}
-		}
-		if ds {
-			cols = append(cols, Column{Key: "downstream", Label: "Downstream (ours)", Kind: NotMeasured,
-				Why: paper.MustLoad().Meta.DownstreamNote})
-		}
-	}
 	return cols
 }
 
@@ -392,6 +364,9 @@ func (rep *Report) row(label string, prow *paper.Row, match map[string]any, prof
 	for _, r := range runs {
 		row.Runs = append(row.Runs, r.ID)
 		row.Statuses[r.Status]++
+		if r.Status != results.StatusDone {
+			row.Lost = append(row.Lost, lostOf(r))
+		}
 	}
 	for _, c := range rep.Columns {
 		var cell Cell
@@ -412,8 +387,6 @@ func (rep *Report) row(label string, prow *paper.Row, match map[string]any, prof
 			if cell.Ours.N() > 0 { // the same model for every seed: one count
 				cell.Ours = NewSample("", cell.Ours.Values[0])
 			}
-		case "downstream":
-			cell.Text = "n/a"
 		default:
 			for _, m := range ms {
 				if m.key == c.Key {
@@ -441,7 +414,7 @@ func paramsOf(prow *paper.Row, opt Options) int64 {
 	return prow.ParamsExact
 }
 
-func (rep *Report) notes(ref *paper.Reference) []string {
+func (rep *Report) notes(ref *paper.Reference, runs []RunData) []string {
 	var out []string
 	if rep.Table != nil {
 		out = append(out, fmt.Sprintf("Paper: %s (%s, source %s %s).", rep.Table.Title(), versionName(ref, rep.Table.Version), rep.Table.Source, rep.Table.Confidence))
@@ -460,17 +433,23 @@ func (rep *Report) notes(ref *paper.Reference) []string {
 				break
 			}
 		}
-		for _, c := range rep.Columns {
-			if c.Kind == NotMeasured {
-				out = append(out, c.Label+": "+c.Why+".")
+		var ds []string
+		for _, c := range rep.Table.Columns {
+			if paper.Downstream(c) {
+				ds = append(ds, paper.ColumnLabel(c))
 			}
+		}
+		if len(ds) > 0 {
+			out = append(out, "Not shown: the paper's "+strings.Join(ds, ", ")+" columns, which no row of ours can be compared with ("+ref.Meta.DownstreamNote+").")
 		}
 	}
 	if rep.Figure != nil {
 		out = append(out, fmt.Sprintf("Paper: %s (%s, source %s %s); curve values were not transcribed, so only our numbers are shown.",
 			rep.Figure.Title(), versionName(ref, rep.Figure.Version), rep.Figure.Source, rep.Figure.Confidence))
 	}
-	out = append(out, "Ours: mean ± sample std over seeds (n = done runs); Δ = ours − paper. The scale column gives each row's profile and its factors relative to the paper's configuration: numbers at a reduced scale are not paper-scale numbers.")
+	out = append(out, "Ours: mean ± sample std over seeds (n = done runs); Δ = mean(ours) − paper. A row holds runs whose configurations differ by the seed alone; a row measured at two scales is two rows, labelled by the keys that differ.")
+	out = append(out, scaleNotes(runs)...)
+	out = append(out, EvalSENote, Rule)
 	return out
 }
 
@@ -481,20 +460,12 @@ func versionName(ref *paper.Reference, v string) string {
 	return "ICLR 2020 / arXiv v6"
 }
 
-// claimsOf checks the ablation's claims on each profile's runs separately.
-func claimsOf(ablation string, runs []RunData, ms []metric) []ClaimSet {
-	byProfile := map[string][]RunData{}
-	var profiles []string
-	for _, r := range runs {
-		if _, ok := byProfile[r.Profile]; !ok {
-			profiles = append(profiles, r.Profile)
-		}
-		byProfile[r.Profile] = append(byProfile[r.Profile], r)
-	}
-	sort.Strings(profiles)
+// claimsOf checks the ablation's claims on each scale group separately:
+// never pooling runs of two profiles or scales.
+func claimsOf(ablation string, groups []ScaleGroup, ms []metric) []ClaimSet {
 	var out []ClaimSet
-	for _, p := range profiles {
-		out = append(out, ClaimSet{Profile: p, Claims: claimsFor(ablation, byProfile[p], ms)})
+	for _, g := range groups {
+		out = append(out, ClaimSet{Profile: g.Profile, Scale: g.Label, Claims: claimsFor(ablation, g.Runs, ms)})
 	}
 	if len(out) == 0 {
 		out = append(out, ClaimSet{Claims: claimsFor(ablation, nil, ms)})
@@ -547,8 +518,12 @@ func claimsFor(ablation string, runs []RunData, ms []metric) []Claim {
 	acc := metricOf(ms, "mlm_acc")
 	switch ablation {
 	case "sentence":
-		return SentenceClaims(sampleOf(where(runs, map[string]any{"objective": "sop"}), metricOf(ms, "nsp_acc")),
-			sampleOf(where(runs, map[string]any{"objective": "nsp"}), metricOf(ms, "sop_acc")))
+		nsp, sop := where(runs, map[string]any{"objective": "nsp"}), where(runs, map[string]any{"objective": "sop"})
+		return SentenceClaims(SentenceRuns{
+			NSPofNSP: sampleOf(nsp, metricOf(ms, "nsp_acc")), SOPofNSP: sampleOf(nsp, metricOf(ms, "sop_acc")),
+			NSPofSOP: sampleOf(sop, metricOf(ms, "nsp_acc")), SOPofSOP: sampleOf(sop, metricOf(ms, "sop_acc")),
+			NSPMajority: sampleOf(nsp, metric{key: "nsp_majority"}), SOPMajority: sampleOf(sop, metric{key: "sop_majority"}),
+		})
 	case "sharing":
 		var pts []SharingPoint
 		for _, e := range []float64{768, 128} {
@@ -567,26 +542,27 @@ func claimsFor(ablation string, runs []RunData, ms []metric) []Claim {
 		loss := metricOf(ms, "mlm_loss")
 		return XlargeClaims(sampleOf(large, acc), sampleOf(xl, acc), sampleOf(large, loss), sampleOf(xl, loss))
 	case "transitions":
-		per := func(match map[string]any, cos bool) [][]float64 {
-			var out [][]float64
+		side := func(match map[string]any) TransitionRuns {
+			var t TransitionRuns
+			var done []RunData
 			for _, r := range where(runs, match) {
 				if r.Status != results.StatusDone || len(r.Trans) == 0 {
 					continue
 				}
-				var v []float64
-				for _, t := range r.Trans {
-					if cos {
-						v = append(v, t.CosineDeg)
-					} else {
-						v = append(v, t.L2)
-					}
+				var l2, cs []float64
+				for _, x := range r.Trans {
+					l2, cs = append(l2, x.L2), append(cs, x.CosineDeg)
 				}
-				out = append(out, v)
+				t.L2, t.Cos, t.Seeds = append(t.L2, l2), append(t.Cos, cs), append(t.Seeds, r.Seed)
+				if r.Plateau() == PlateauUnknown {
+					t.NoPlateau++
+				}
+				done = append(done, r)
 			}
-			return out
+			t.MLM = sampleOf(done, acc)
+			return t
 		}
-		bert, albert := map[string]any{"model.sharing": "none"}, map[string]any{"model.sharing": "all"}
-		return TransitionClaims(per(bert, false), per(albert, false), per(bert, true), per(albert, true))
+		return TransitionClaims(side(map[string]any{"model.sharing": "none"}), side(map[string]any{"model.sharing": "all"}))
 	case "depth":
 		return DepthClaims(points(runs, nil, "model.num_layers", acc))
 	case "width":

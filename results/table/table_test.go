@@ -32,8 +32,6 @@ func render(t *testing.T, rep *Report, format string) string {
 	return b.String()
 }
 
-const cpuScale = "cpu ×0.1667 H ×0.3333 L ×0.25 E ×0.2667 V ×0.25 seq ×0.003906 batch ×0.0016 steps"
-
 func TestGoldenMarkdown(t *testing.T) {
 	s := fixtureStore(t)
 	sharing, err := Build(s, "sharing", Options{})
@@ -43,17 +41,27 @@ func TestGoldenMarkdown(t *testing.T) {
 	md := render(t, sharing, "md")
 	for _, want := range []string{
 		"## sharing — v6 Table 4: The effect of cross-layer parameter-sharing strategies, ALBERT-base configuration.",
-		"| Row | Scale | Runs | E paper | Params (M) paper | Params (M) ours | Params (M) Δ | Params (run) ours | MLM acc (%) ours | MLM loss ours | SOP acc (%) ours | SQuAD1.1 F1 paper | SQuAD1.1 EM paper | SQuAD2.0 F1 paper | SQuAD2.0 EM paper | MNLI paper | SST-2 paper | RACE paper | Avg paper | Downstream (ours) |",
-		"| E=128 all-shared | " + cpuScale + " | 2/2 | 128 | 12 | 11.68 (n=1) | -0.32 | 228,003 | 51.56 ± 2.21 (n=2) | 3.938 ± 0.088 (n=2) | 62.50 ± 0.00 (n=2) | 89.3 | 82.3 | 80.0 | 77.1 | 82.0 | 90.3 | 64.0 | 80.1 | n/a |",
-		"| E=768 shared-FFN | cpu ×0.1667 H ×0.3333 L ×0.1667 E ×0.2667 V ×0.25 seq ×0.003906 batch ×0.0016 steps | 1/2 (1 diverged) | 768 | 57 | 57.12 (n=1) | +0.12 | 868,003 | 40.62 (n=1) |",
-		"- Downstream (ours): no fine-tuning: downstream data (SQuAD, MNLI, SST-2, RACE) not reachable offline.",
+		// Only the paper columns a row can be compared with; the scale column is the profile.
+		"| Row | Scale | Runs | E paper | Params (M) paper | Params (M) ours | Params (M) Δ | Params (run) ours | MLM acc (%) ours | MLM loss ours | SOP acc (%) ours |\n",
+		"| E=128 all-shared | cpu | 2/2 | 128 | 12 | 11.68 (n=1) | -0.32 | 228,003 | 51.56 ± 2.21 (n=2, eval size unknown) | 3.938 ± 0.088 (n=2) | 62.50 ± 0.00 (n=2, eval size unknown) |",
+		"| E=768 shared-FFN | cpu | 1/2 (1 diverged at step 812) | 768 | 57 | 57.12 (n=1) | +0.12 | 868,003 | 40.62 (n=1, eval size unknown) |",
+		"- Not shown: the paper's SQuAD1.1 F1, SQuAD1.1 EM, SQuAD2.0 F1, SQuAD2.0 EM, MNLI, SST-2, RACE, Avg columns, which no row of ours can be compared with (no fine-tuning: downstream data (SQuAD, MNLI, SST-2, RACE) not reachable offline).",
+		`- Scale "cpu": factors vs the paper's configuration at each row's point: ×0.25 seq, ×0.1667 H, ×0.3333 L, ×0.2667 V, ×0.003906 batch, ×0.0016 steps; varies by row: E.`,
 		"Inconsistency in the paper (albert-base-mnli)",
-		"### Claims (profile cpu)",
-		"- **held** — all-shared < not-shared (MLM accuracy): E=768: not-shared 53.12 (n=1) vs all-shared 43.75 (n=1): difference +9.38 [held]; E=128: not-shared 57.81 ± 2.21 (n=2) vs all-shared 51.56 ± 2.21 (n=2): difference +6.25, seed spread ±2.21 [held].",
+		"- " + Rule + "\n",
+		"- " + EvalSENote + "\n",
+		"### Claims (cpu)",
+		// One seed at E=768 and two at E=128: nothing is decided. Welch for
+		// (56.25, 59.375) vs (50, 53.125): 6.25 ± t(0.975, 2)·2.2097 = 6.25 ± 9.51.
+		"- **inconclusive: undecided at E=768, E=128** — all-shared < not-shared (MLM accuracy, at every E): E=768: not-shared 53.12 (n=1, eval size unknown) vs all-shared 43.75 (n=1, eval size unknown): difference +9.38 [inconclusive: fewer than 3 seeds (not-shared n=1, all-shared n=1)]; E=128: not-shared 57.81 ± 2.21 (n=2, eval size unknown) vs all-shared 51.56 ± 2.21 (n=2, eval size unknown): difference +6.25, 95% CI [-3.26, +15.76], Welch df 2.0 [inconclusive: fewer than 3 seeds (not-shared n=2, all-shared n=2)].",
+		"shared-FFN 40.62 (n=1 done, 1 diverged at step 812, eval size unknown)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("sharing md lacks\n%s\n--- got ---\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "SQuAD1.1 F1 paper") || strings.Contains(md, "Downstream (ours)") {
+		t.Error("sharing md shows paper columns no row can be compared with")
 	}
 
 	sentence, err := Build(s, "sentence", Options{})
@@ -62,10 +70,12 @@ func TestGoldenMarkdown(t *testing.T) {
 	}
 	md = render(t, sentence, "md")
 	for _, want := range []string{
-		"| SOP | " + cpuScale + " | 2/2 | 60,000 | 54.0 | 26.56 ± 2.21 (n=2) | -27.44 | 78.9 | 78.12 ± 4.42 (n=2) | -0.78 | 86.5 | 84.38 ± 4.42 (n=2) | -2.12 | 5.000 ± 0.000 (n=2) |",
-		"| NSP | " + cpuScale + " | 2/2 | 60,000 | 54.5 | 25.00 ± 0.00 (n=2) | -29.50 | 90.5 | 90.62 ± 4.42 (n=2) | +0.12 | 52.0 | 51.56 ± 2.21 (n=2) | -0.44 |",
-		"- **held** — SOP-trained model's NSP accuracy ≫ NSP-trained model's SOP accuracy (by > 10 points): SOP-trained on NSP 78.12 ± 4.42 (n=2) vs NSP-trained on SOP 51.56 ± 2.21 (n=2): difference +26.56 (needs > 10.0), seed spread ±3.49.",
-		"- **held** — NSP-trained model's SOP accuracy is near chance (50 ± 5)",
+		// SE: p = 0.25 of 4096 masked tokens → 0.68; NSP p = 0.90625 of 1024 pairs → 0.91.
+		"| NSP | cpu | 2/2 | 60,000 | 54.5 | 25.00 ± 0.00 (n=2, SE 0.68) | -29.50 | 90.5 | 90.62 ± 4.42 (n=2, SE 0.91) | +0.12 | 52.0 | 51.56 ± 2.21 (n=2, SE 1.56) | -0.44 |",
+		"| SOP | cpu | 2/2 | 60,000 | 54.0 | 26.56 ± 2.21 (n=2, SE 0.69) | -27.44 | 78.9 | 78.12 ± 4.42 (n=2, SE 1.29) | -0.78 | 86.5 | 84.38 ± 4.42 (n=2, SE 1.13) | -2.12 | 5.000 ± 0.000 (n=2) |",
+		"- **inconclusive: fewer than 3 seeds of the NSP-trained model (n=2); fewer than 3 seeds of the SOP-trained model (n=2)** — NSP-trained does not solve SOP while SOP-trained solves NSP",
+		"- **inconclusive: fewer than 3 seeds of the NSP-trained model (n=2); fewer than 3 seeds of the SOP-trained model (n=2)** — NSP-trained model's SOP accuracy is near chance (50 ± 5)",
+		"Needs: " + SentenceNeeds + ".",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("sentence md lacks\n%s\n--- got ---\n%s", want, md)
@@ -76,6 +86,7 @@ func TestGoldenMarkdown(t *testing.T) {
 func TestGoldenCSV(t *testing.T) {
 	s := fixtureStore(t)
 	recs := map[string][]string{}
+	var noteRecs []string
 	for _, a := range []string{"sharing", "sentence", "xlarge"} {
 		rep, err := Build(s, a, Options{})
 		if err != nil {
@@ -91,6 +102,10 @@ func TestGoldenCSV(t *testing.T) {
 		for _, r := range rows[1:] {
 			if len(r) != len(CSVHeader) {
 				t.Fatalf("record %v has %d fields", r, len(r))
+			}
+			if r[8] == "note" {
+				noteRecs = append(noteRecs, r[14])
+				continue
 			}
 			recs[r[0]+"/"+r[2]+"/"+r[7]] = r
 		}
@@ -111,11 +126,10 @@ func TestGoldenCSV(t *testing.T) {
 		{key: "sharing/E=128 not-shared/mlm_acc", mean: "57.8125", n: "2", wantStd: 2.2097086912079607, eps: 1e-12},
 		// exact count of the paper config (11,683,584) vs the printed 12M
 		{key: "sharing/E=128 all-shared/params", paper: "12", mean: "11.683584", n: "1", wantDelta: 11.683584 - 12, eps: 1e-12},
-		{key: "sharing/E=128 all-shared/mnli", paper: "82", n: "0"},
 		{key: "sentence/SOP/nsp_acc", paper: "78.9", mean: "78.125", n: "2", wantStd: 4.419417382415922, wantDelta: 78.125 - 78.9, eps: 1e-9},
 		{key: "sentence/NSP/sop_acc", paper: "52", mean: "51.5625", n: "2", wantDelta: 51.5625 - 52, wantStd: 2.2097086912079607, eps: 1e-9},
 		{key: "xlarge/BERT-xlarge (ours)/mlm_acc", mean: "37.5", n: "1"},
-		{key: "xlarge/BERT-large (Devlin et al., 2019)/race", paper: "72", n: "0"},
+		{key: "xlarge/BERT-large (Devlin et al., 2019)/hidden", paper: "1024", n: "0"},
 	}
 	for _, c := range cases {
 		r, ok := recs[c.key]
@@ -136,11 +150,26 @@ func TestGoldenCSV(t *testing.T) {
 			t.Errorf("%s: delta %q, want none", c.key, r[13])
 		}
 	}
-	if r := recs["sharing/E=128 all-shared/downstream"]; len(r) == 0 || !strings.Contains(r[14], "no fine-tuning") {
-		t.Errorf("downstream record %v should say why it is empty", r)
+	if r := recs["sharing/E=128 all-shared/mnli"]; r != nil {
+		t.Errorf("a paper column no row can be compared with: %v", r)
 	}
-	if r := recs["xlarge/BERT-large (ours)/mlm_acc"]; len(r) == 0 || r[4] != "paper (paper scale)" || r[3] != "paper" {
+	if r := recs["sharing/E=128 all-shared/mlm_acc"]; len(r) == 0 || r[14] != "eval size unknown" || r[15] != "" {
+		t.Errorf("accuracy without an eval size: %v", r)
+	}
+	if r := recs["sentence/NSP/nsp_acc"]; len(r) == 0 || r[16] != "1024" || abs(f(r[15])-0.9102) > 1e-3 {
+		t.Errorf("eval SE of NSP accuracy (0.90625 of 1024 pairs): %v", r)
+	}
+	if r := recs["sharing/E=768 shared-FFN/mlm_acc"]; len(r) == 0 || r[17] != "diverged at step 812" {
+		t.Errorf("diverged seed not named: %v", r)
+	}
+	if r := recs["xlarge/BERT-large (ours)/mlm_acc"]; len(r) == 0 || r[4] != "paper" || r[3] != "paper" {
 		t.Errorf("paper-profile run: scale %v", r)
+	}
+	notes := strings.Join(noteRecs, "\n")
+	for _, want := range []string{Rule, EvalSENote, "no fine-tuning", `Scale "cpu"`} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("csv notes lack %q", want)
+		}
 	}
 }
 
@@ -157,7 +186,8 @@ func TestTeX(t *testing.T) {
 		t.Fatal(err)
 	}
 	tex := render(t, rep, "tex")
-	for _, want := range []string{`\begin{tabular}`, `all-shared E=128`, `51.56 $\pm$ 2.21 (n=2)`, `\textbf{held}`, `\end{table}`} {
+	for _, want := range []string{`\begin{tabular}`, `all-shared E=128`, `51.56 $\pm$ 2.21 (n=2, eval size unknown)`, `\textbf{inconclusive: undecided at E=64, E=256, E=768}`,
+		`\textbf{not enough runs: no finished run of E=64}`, texEscape(Rule), texEscape(EvalSENote), `\end{table}`} {
 		if !strings.Contains(tex, want) {
 			t.Errorf("tex lacks %q:\n%s", want, tex)
 		}
@@ -244,7 +274,7 @@ func TestScalesHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Rows {
-		if r.Label == "not-shared E=256" && (len(r.Runs) != 1 || r.Scale != "cpu (paper scale)") {
+		if r.Label == "not-shared E=256" && (len(r.Runs) != 1 || r.Profile != "cpu" || !strings.HasPrefix(r.Scale, "cpu")) {
 			t.Errorf("re-planned run: %+v", r)
 		}
 		if r.Label == "all-shared E=64" && len(r.Runs) != 0 {
@@ -272,5 +302,92 @@ func TestUnmatchedRunsGetTheirOwnRow(t *testing.T) {
 	last := rep.Rows[len(rep.Rows)-1]
 	if last.Label != "L=2 (no paper row)" || last.Cells["mlm_acc"].Ours.Mean() != 50 || last.Paper != nil {
 		t.Errorf("unmatched row: %+v", last)
+	}
+}
+
+func filled(t *testing.T, runs []fixture.Run) *results.Store {
+	t.Helper()
+	s, err := results.Open(filepath.Join(t.TempDir(), "exp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := fixture.Fill(s, runs); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// On a database with one seed per row no claim reads held or did not hold.
+func TestOneSeedDecidesNothing(t *testing.T) {
+	var one []fixture.Run
+	for _, r := range append(fixture.Runs(), fixture.TwoScales()...) {
+		if r.Seed <= 1 {
+			one = append(one, r)
+		}
+	}
+	s := filled(t, one)
+	checked := 0
+	for _, a := range Ablations {
+		rep, err := Build(s, a, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range rep.Claims {
+			for _, c := range cs.Claims {
+				checked++
+				if c.Verdict == Held || c.Verdict == NotHeld {
+					t.Errorf("%s (%s): %q is %s from one seed: %s", a, cs.Scale, c.Claim, c.Verdict, c.Detail)
+				}
+				if c.Verdict == Inconclusive && c.Why == "" {
+					t.Errorf("%s: %q inconclusive without a reason", a, c.Claim)
+				}
+			}
+		}
+	}
+	if checked < 15 {
+		t.Errorf("only %d claims checked", checked)
+	}
+}
+
+// The same sharing rows at train.steps=500 (one seed) and 3000 (three
+// seeds): two rows per paper row, two claim sets, never n = 2 or 4.
+func TestScalesNeverPooled(t *testing.T) {
+	rep, err := Build(filled(t, fixture.TwoScales()), "sharing", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]int{}
+	for _, r := range rep.Rows {
+		if len(r.Runs) == 0 {
+			continue
+		}
+		labels[r.Label] = len(r.Runs)
+		for k, c := range r.Cells {
+			if n := c.Ours.N(); k != "params" && k != "params_run" && n != 0 && n != 1 && n != 3 {
+				t.Errorf("row %q column %s pools %d runs", r.Label, k, n)
+			}
+		}
+	}
+	for label, n := range map[string]int{"E=128 all-shared (train.steps=500)": 1, "E=128 all-shared (train.steps=3000)": 3, "E=768 not-shared (train.steps=3000)": 3} {
+		if labels[label] != n {
+			t.Errorf("row %q has %d runs, want %d (rows %v)", label, labels[label], n, labels)
+		}
+	}
+	if len(rep.Claims) != 2 || rep.Claims[0].Scale != "cpu train.steps=500" || rep.Claims[1].Scale != "cpu train.steps=3000" {
+		t.Fatalf("claim sets %+v", rep.Claims)
+	}
+	for _, cs := range rep.Claims {
+		for _, c := range cs.Claims {
+			if strings.Contains(c.Detail, "n=2") || strings.Contains(c.Detail, "n=4") {
+				t.Errorf("%s: %q pools scales: %s", cs.Scale, c.Claim, c.Detail)
+			}
+		}
+	}
+	wantVerdicts(t, "500 steps, one seed", rep.Claims[0].Claims, Inconclusive, Inconclusive)
+	wantVerdicts(t, "3000 steps, three seeds", rep.Claims[1].Claims, Held, NotHeld)
+	md := render(t, rep, "md")
+	if !strings.Contains(md, "### Claims (cpu train.steps=3000)") || !strings.Contains(md, "| E=128 all-shared (train.steps=3000) | cpu | 3/3 |") {
+		t.Errorf("md does not say which scale:\n%s", md)
 	}
 }
