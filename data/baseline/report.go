@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -77,7 +78,7 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw, "task\tbaseline\theld-out acc\t± s.e.\tn\ttrain acc\tnegatives by source (acc, n)")
 	for _, x := range r.Results {
 		var kinds []string
-		for _, k := range sortedKeys(x.Negatives) {
+		for _, k := range slices.Sorted(maps.Keys(x.Negatives)) {
 			s := x.Negatives[k]
 			kinds = append(kinds, fmt.Sprintf("%s %s (%d)", k, pct(s.Accuracy), s.N))
 		}
@@ -97,13 +98,4 @@ func pct(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*x)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
