@@ -507,8 +507,10 @@ func parseSeeds(key string, v any) ([]int64, error) {
 // axisPath turns the key inside [grid] (nested or quoted dotted) into a field path.
 func axisPath(k toml.Key, at int) string { return strings.Join(k[at:], ".") }
 
-// axisValues converts an axis's list, reporting the first bad value.
-func (p *parser) axisValues(k toml.Key, path string, v any) (field, []any, bool) {
+// axisValues converts an axis's list, reporting the first bad value. With
+// unique, a value listed twice is an error too (a [grid] axis); a [[zip]]
+// axis may repeat values as long as its group's tuples differ (checkTuples).
+func (p *parser) axisValues(k toml.Key, path string, v any, unique bool) (field, []any, bool) {
 	if _, ok := v.(map[string]any); ok {
 		return field{}, nil, false // a table on the way to the axis key
 	}
@@ -533,11 +535,9 @@ func (p *parser) axisValues(k toml.Key, path string, v any) (field, []any, bool)
 			p.fail(k, "value %d: %v", i+1, err)
 			return field{}, nil, false
 		}
-		for _, prev := range vals {
-			if prev == cv {
-				p.fail(k, "value %v is listed twice", show(cv))
-				return field{}, nil, false
-			}
+		if i := indexOf(vals, cv); unique && i >= 0 {
+			p.fail(k, "value %v is listed twice", show(cv))
+			return field{}, nil, false
 		}
 		vals = append(vals, cv)
 	}
@@ -548,7 +548,7 @@ func (p *parser) axisValues(k toml.Key, path string, v any) (field, []any, bool)
 func (p *parser) axisKey(k toml.Key, at int, d *dim) {
 	v := p.value(k)
 	path := axisPath(k, at)
-	f, vals, ok := p.axisValues(k, path, v)
+	f, vals, ok := p.axisValues(k, path, v, d == nil)
 	if !ok {
 		return
 	}
@@ -574,10 +574,12 @@ func (p *parser) axisKey(k toml.Key, at int, d *dim) {
 }
 
 // replaceKey handles [profiles.NAME.grid]: new values for an existing axis.
+// Whether they may repeat depends on the axis (grid or zip), which may come
+// later in the file: finish checks that.
 func (p *parser) replaceKey(l *layer, k toml.Key, at int) {
 	v := p.value(k)
 	path := axisPath(k, at)
-	_, vals, ok := p.axisValues(k, path, v)
+	_, vals, ok := p.axisValues(k, path, v, false)
 	if !ok {
 		return
 	}
@@ -595,9 +597,11 @@ func (p *parser) finish() {
 		if len(d.axes) == 0 {
 			p.errs.add(d.src, "empty [[zip]] group: want at least one axis")
 		}
+		p.checkTuples(nil, d)
 	}
 	for _, name := range f.order {
 		l := f.profiles[name]
+		reshaped := false
 		for _, path := range sortedKeys(l.replace) {
 			r := l.replace[path]
 			var a *axis
@@ -613,6 +617,19 @@ func (p *parser) finish() {
 			case len(r.values) != len(a.values):
 				p.errs.add(r.src, "has %d values but the axis at line %d has %d: a profile rescales an axis, it cannot reshape it",
 					len(r.values), a.src.line, len(a.values))
+				reshaped = true
+			case a.dim.zip < 0:
+				for i, v := range r.values {
+					if indexOf(r.values[:i], v) >= 0 {
+						p.errs.add(r.src, "value %v is listed twice", show(v))
+						break
+					}
+				}
+			}
+		}
+		if !reshaped {
+			for _, d := range p.zips {
+				p.checkTuples(l, d)
 			}
 		}
 		for _, s := range l.settings {
@@ -634,6 +651,73 @@ func (p *parser) finish() {
 		p.errs.add(source{file: p.path, line: p.lines["default_profile"], key: "default_profile"},
 			"%q is not a profile of this file (profiles: %s)", f.DefaultProfile, profileList(f.order))
 	}
+}
+
+// checkTuples reports a [[zip]] group whose tuples repeat under profile l
+// (nil: the file's own values). One axis may repeat a value — objective
+// ["nsp", "nsp", "sop"] zipped with optimizer ["adamw", "lamb", "adamw"] is
+// three runs — but a whole tuple listed twice is the same run twice. Under a
+// profile only groups it replaces values of are checked, and the error
+// points at the replacement.
+func (p *parser) checkTuples(l *layer, d *dim) {
+	src := d.src
+	if len(d.axes) > 0 {
+		src = d.axes[0].src
+	}
+	if l != nil {
+		replaced := false
+		for _, a := range d.axes {
+			if r, ok := l.replace[a.f.path]; ok {
+				src, replaced = r.src, true
+			}
+		}
+		if !replaced {
+			return
+		}
+	}
+	var tuples [][]pick
+	for i := 0; i < d.len(); i++ {
+		t := p.f.picksAt(l, d, i)
+		for j, u := range tuples {
+			if samePicks(t, u) {
+				at := ""
+				if l != nil {
+					at = " in profile " + l.name
+				}
+				p.errs.add(src, "[[zip]] group at line %d%s: tuple %s is listed twice (positions %d and %d): zipped values may repeat within one axis, but each tuple is one run",
+					d.src.line, at, showPicks(t), j+1, i+1)
+				return
+			}
+		}
+		tuples = append(tuples, t)
+	}
+}
+
+func samePicks(a, b []pick) bool {
+	for i := range a {
+		if a[i].value != b[i].value {
+			return false
+		}
+	}
+	return true
+}
+
+func showPicks(ps []pick) string {
+	parts := make([]string, len(ps))
+	for i, x := range ps {
+		parts[i] = x.f.path + "=" + show(x.value)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// indexOf is the position of v in vals, or -1.
+func indexOf(vals []any, v any) int {
+	for i, x := range vals {
+		if x == v {
+			return i
+		}
+	}
+	return -1
 }
 
 func profileList(names []string) string {

@@ -350,8 +350,8 @@ model.num_hidden_groups = [1, 2]
 model.inner_group_num = [1, 1]
 model.initializer_range = [0.02, 0.020]
 `
-	if _, err := Parse("d.toml", []byte(src)); err == nil || !strings.Contains(err.Error(), "listed twice") {
-		t.Fatalf("duplicate zip values: %v", err)
+	if _, err := Parse("d.toml", []byte(src)); err == nil || !strings.Contains(err.Error(), "tuple (model.inner_group_num=1, model.initializer_range=0.02) is listed twice") {
+		t.Fatalf("duplicate zip tuples: %v", err)
 	}
 	src = `name = "d"
 [grid]
