@@ -21,22 +21,50 @@ import (
 // parameters and optimizer moments) are in the file it names. Everything
 // else a run needs to continue exactly is derived: the data loader's state
 // is its cursor, and dropout is reseeded from (seed, step) every step.
+//
+// checkpoint.json holds the newest record and, in Previous, the one before
+// it, whose tensor file is kept too: a damaged newest file falls back to it.
 type Checkpoint struct {
-	Step    int     `json:"step"`    // optimizer steps done
-	Cursor  int64   `json:"cursor"`  // examples the loader has consumed
-	Seconds float64 `json:"seconds"` // training wall time so far
-	File    string  `json:"file"`    // tensors, relative to the run folder
-	SHA256  string  `json:"sha256"`  // of File
+	Step     int         `json:"step"`               // optimizer steps done
+	Cursor   int64       `json:"cursor"`             // examples the loader has consumed
+	Seconds  float64     `json:"seconds"`            // training wall time so far
+	File     string      `json:"file"`               // tensors, relative to the run folder
+	SHA256   string      `json:"sha256"`             // of File
+	Previous *Checkpoint `json:"previous,omitempty"` // the good checkpoint before this one, kept as a fallback
+
+	// Fallback, set by LoadCheckpoint, says why the newest checkpoint was
+	// passed over for this one ("" when this is the newest).
+	Fallback string `json:"-"`
+}
+
+// prior is c as the Previous of the next checkpoint: without its own
+// Previous (two are kept, not a chain), nil for no checkpoint.
+func (c Checkpoint) prior() *Checkpoint {
+	if c.File == "" {
+		return nil
+	}
+	c.Previous, c.Fallback = nil, ""
+	return &c
 }
 
 const checkpointJSON = "checkpoint.json"
 
 // SaveCheckpoint writes the tensors to a new step-numbered file, then
-// atomically replaces checkpoint.json (temp file + rename), then removes older
-// tensor files. A crash at any moment leaves the previous checkpoint whole.
+// atomically replaces checkpoint.json (temp file + rename), then removes the
+// tensor files of older checkpoints except c.Previous's. A crash at any
+// moment leaves the previous checkpoints whole. The caller sets c.Previous
+// to the last checkpoint it knows to be good (the one it saved or resumed
+// from), never to one that failed to load.
 func SaveCheckpoint(dir string, c Checkpoint, m *model.Model, opt *Optimizer) error {
+	_, err := saveCheckpoint(dir, c, m, opt)
+	return err
+}
+
+// saveCheckpoint is SaveCheckpoint; it returns the record as written (File
+// and SHA256 set).
+func saveCheckpoint(dir string, c Checkpoint, m *model.Model, opt *Optimizer) (Checkpoint, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
+		return c, fmt.Errorf("train: checkpoint: %w", err)
 	}
 	named := make([]ts.NamedTensor, 0, len(m.Params)*3)
 	for _, p := range m.Params {
@@ -48,44 +76,50 @@ func SaveCheckpoint(dir string, c Checkpoint, m *model.Model, opt *Optimizer) er
 	tmp := final + ".tmp"
 	// Not ts.SaveMulti: it under-allocates its C name array (4-byte pointers).
 	if err := ts.SaveMultiNew(named, tmp); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
+		return c, fmt.Errorf("train: checkpoint: %w", err)
 	}
 	sum, err := fileSHA256(tmp)
 	if err != nil {
-		return err
+		return c, err
 	}
 	if err := syncFile(tmp); err != nil {
-		return err
+		return c, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
+		return c, fmt.Errorf("train: checkpoint: %w", err)
 	}
 	c.SHA256 = sum
+	if c.Previous != nil && c.Previous.File == c.File {
+		c.Previous = nil
+	}
 	raw, _ := json.MarshalIndent(c, "", "  ")
 	jtmp := filepath.Join(dir, checkpointJSON+".tmp")
 	if err := os.WriteFile(jtmp, raw, 0o644); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
+		return c, fmt.Errorf("train: checkpoint: %w", err)
 	}
 	if err := syncFile(jtmp); err != nil {
-		return err
+		return c, err
 	}
 	if err := os.Rename(jtmp, filepath.Join(dir, checkpointJSON)); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
+		return c, fmt.Errorf("train: checkpoint: %w", err)
 	}
 	old, _ := filepath.Glob(filepath.Join(dir, "step-*.pt*"))
 	for _, f := range old {
-		if filepath.Base(f) != c.File {
+		if b := filepath.Base(f); b != c.File && (c.Previous == nil || b != c.Previous.File) {
 			os.Remove(f)
 		}
 	}
-	return nil
+	return c, nil
 }
 
 // ErrNoCheckpoint means the run folder holds no checkpoint yet.
 var ErrNoCheckpoint = errors.New("no checkpoint")
 
 // LoadCheckpoint verifies the latest checkpoint's checksum and copies its
-// tensors into m and opt.
+// tensors into m and opt. When the latest is damaged (checksum, missing or
+// unreadable file) and the previous one is kept, it loads that one instead
+// and returns it with Fallback saying what was wrong with the latest; when
+// both are bad, the error names both.
 func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) (Checkpoint, error) {
 	var c Checkpoint
 	raw, err := os.ReadFile(filepath.Join(dir, checkpointJSON))
@@ -98,17 +132,32 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) (Checkpoint, err
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return c, fmt.Errorf("train: checkpoint %s: %w", filepath.Join(dir, checkpointJSON), err)
 	}
+	err = loadTensors(dir, c, m, opt)
+	if err == nil || c.Previous == nil {
+		return c, err
+	}
+	prev := *c.Previous
+	if perr := loadTensors(dir, prev, m, opt); perr != nil {
+		return c, fmt.Errorf("%w; the previous checkpoint (step %d) is no good either: %v", err, prev.Step, perr)
+	}
+	prev.Fallback = fmt.Sprintf("checkpoint at step %d is damaged (%v)", c.Step, err)
+	return prev, nil
+}
+
+// loadTensors verifies c's file against its checksum and copies its tensors
+// into m and opt.
+func loadTensors(dir string, c Checkpoint, m *model.Model, opt *Optimizer) error {
 	path := filepath.Join(dir, c.File)
 	sum, err := fileSHA256(path)
 	if err != nil {
-		return c, err
+		return err
 	}
 	if sum != c.SHA256 {
-		return c, fmt.Errorf("train: checkpoint %s is corrupt: sha256 %s, recorded %s", path, sum, c.SHA256)
+		return fmt.Errorf("train: checkpoint %s is corrupt: sha256 %s, recorded %s", path, sum, c.SHA256)
 	}
 	named, err := ts.LoadMultiWithDevice(path, m.Device)
 	if err != nil {
-		return c, fmt.Errorf("train: checkpoint %s: %w", path, err)
+		return fmt.Errorf("train: checkpoint %s: %w", path, err)
 	}
 	byName := map[string]*ts.Tensor{}
 	for _, n := range named {
@@ -122,14 +171,14 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) (Checkpoint, err
 	for _, p := range m.Params {
 		src, ok := byName["param/"+p.Name]
 		if !ok {
-			return c, fmt.Errorf("train: checkpoint %s has no parameter %s", path, p.Name)
+			return fmt.Errorf("train: checkpoint %s has no parameter %s", path, p.Name)
 		}
 		backend.NoGrad(func() { p.Tensor.Copy_(src) })
 	}
 	if err := opt.Load(byName); err != nil {
-		return c, err
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 func fileSHA256(path string) (string, error) {

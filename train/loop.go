@@ -35,6 +35,7 @@ type Job struct {
 	Data      data.Config
 	Train     Config
 	Dir       string // checkpoints; a checkpoint found here is resumed
+	Attempt   int    // 1 (or 0), or 1 + how many times the run was retried from step 0: progress says "retry N"
 	Device    string // auto | cpu | cuda | cuda:N
 	CacheRoot string // data cache (default out/cache)
 	Store     *results.Store
@@ -52,6 +53,7 @@ type Result struct {
 	Step     int     // optimizer steps done
 	Seconds  float64 // training wall time across resumes
 	Resumed  int     // the step it resumed from (0: fresh)
+	Fallback string  // why the newest checkpoint was passed over for the previous one ("" if it was not)
 	Final    map[string]float64
 }
 
@@ -120,6 +122,9 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 		return res, err
 	}
 	res.Resumed = ck.Step
+	if ck.Fallback != "" && job.Progress != nil {
+		fmt.Fprintf(job.Progress, "%s: %s; resuming from the previous checkpoint at step %d\n", job.label(), ck.Fallback, ck.Step)
+	}
 	// Rows a killed attempt wrote after its checkpoint are dropped: the
 	// resumed curve then equals an uninterrupted one, without duplicates.
 	if err := job.Store.DeleteMetricsAfter(job.RunID, ck.Step); err != nil {
@@ -138,10 +143,20 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	defer loader.Close()
 	st.loader = loader
 	res, err = st.loop(ctx, ck)
+	res.Fallback = ck.Fallback
 	if cerr := st.metrics.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	return res, err
+}
+
+// label names the run in progress output: its name, and "retry N" for an
+// attempt after the first.
+func (j Job) label() string {
+	if j.Attempt > 1 {
+		return fmt.Sprintf("%s (retry %d)", j.Name, j.Attempt-1)
+	}
+	return j.Name
 }
 
 func (j Job) check() error {
@@ -186,7 +201,8 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	res := Result{Resumed: ck.Step}
 	start := time.Now()
 	lastBeat := time.Now()
-	prog := newProgress(st.job.Progress, st.job.Name, ck.Step, c.Steps)
+	prog := newProgress(st.job.Progress, st.job.label(), ck.Step, c.Steps)
+	last := ck // the last good checkpoint: the next one keeps it as its Previous
 	defer prog.finish()
 	var tokens int
 	tick := time.Now()
@@ -245,10 +261,12 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 			if err := st.metrics.Flush(); err != nil {
 				return res, err
 			}
-			ck := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: ck.Seconds + time.Since(start).Seconds()}
-			if err := SaveCheckpoint(st.job.Dir, ck, st.m, st.opt); err != nil {
+			next := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: ck.Seconds + time.Since(start).Seconds(), Previous: last.prior()}
+			saved, err := saveCheckpoint(st.job.Dir, next, st.m, st.opt)
+			if err != nil {
 				return res, err
 			}
+			last = saved
 		}
 		if st.job.afterStep != nil {
 			st.job.afterStep(step + 1)
