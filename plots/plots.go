@@ -263,21 +263,50 @@ func addLine(p *plot.Plot, i int, label string, pts plotter.XYs) (bool, error) {
 	return true, nil
 }
 
-// runLabel names a run in a legend: the paper's series, seed and profile.
-func runLabel(series string, r table.RunData, profiles int) string {
+// runLabel names a run in a legend: the paper's series, seed, and its
+// profile and scale unless every run is at paper scale in one group.
+func runLabel(series string, r table.RunData, scales map[string]string) string {
 	l := fmt.Sprintf("%s (seed %d", series, r.Seed)
-	if profiles > 1 || r.Profile != "paper" {
-		l += ", " + r.Profile
+	if sc := scales[r.ConfigKey()]; len(distinct(scales)) > 1 || r.Profile != "paper" {
+		l += ", " + sc
 	}
 	return l + ")"
 }
 
-func profileCount(runs []table.RunData) int {
-	m := map[string]bool{}
-	for _, r := range runs {
-		m[r.Profile] = true
+// scaleLabels maps each run's configuration to its scale group's label.
+func scaleLabels(runs []table.RunData) map[string]string {
+	out := map[string]string{}
+	for _, g := range table.ScaleGroups(runs) {
+		for _, r := range g.Runs {
+			out[r.ConfigKey()] = g.Label
+		}
 	}
-	return len(m)
+	return out
+}
+
+func distinct(m map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range m {
+		out[v] = true
+	}
+	return out
+}
+
+// groupSuffix is how a series names its scale group: nothing when the
+// figure has one group (its title names it), else " [label]".
+func groupSuffix(g table.ScaleGroup, n int) string {
+	if n == 1 {
+		return ""
+	}
+	return " [" + g.Label + "]"
+}
+
+// titled adds the scale to a title: the one group's label, or "by scale".
+func titled(title string, gs []table.ScaleGroup) string {
+	if len(gs) == 1 {
+		return title + " — " + gs[0].Label
+	}
+	return title + " — by scale"
 }
 
 // seriesRuns pairs a figure's paper series with the done runs that draw it.
@@ -302,7 +331,7 @@ func xlargeFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
 	right := newPlot("Held-out MLM accuracy", "step", "MLM accuracy (%)")
 	f := &Figure{Name: "v1-figure1-xlarge", Title: fig.Title() + ": BERT-large vs BERT-xlarge", Panels: []*plot.Plot{left, right}, Series: []int{0, 0}}
 	labels, groups := seriesRuns(fig, runs)
-	np := profileCount(runs)
+	scales := scaleLabels(runs)
 	i := 0
 	for k, g := range groups {
 		for _, r := range g {
@@ -318,7 +347,7 @@ func xlargeFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
 			for _, p := range ev {
 				vals = append(vals, p.Value)
 			}
-			lbl := runLabel(labels[k], r, np)
+			lbl := runLabel(labels[k], r, scales)
 			if ok, err := addLine(left, i, lbl, xys(tr, 1)); err != nil {
 				return nil, err
 			} else if ok {
@@ -346,7 +375,7 @@ func transitionsFigure(s *results.Store, runs []table.RunData) (*Figure, error) 
 	right := newPlot("v6 Figure 1 (right): cosine similarity", "layer", "cosine similarity (degree)")
 	f := &Figure{Name: "v6-figure1-transitions", Title: fig.Title() + ": layer transitions, BERT vs ALBERT", Panels: []*plot.Plot{left, right}, Series: []int{0, 0}}
 	labels, groups := seriesRuns(fig, runs)
-	np := profileCount(runs)
+	scales := scaleLabels(runs)
 	i := 0
 	for k, g := range groups {
 		for _, r := range g {
@@ -366,7 +395,7 @@ func transitionsFigure(s *results.Store, runs []table.RunData) (*Figure, error) 
 					cs = append(cs, plotter.XY{X: x, Y: t.CosineDeg})
 				}
 			}
-			lbl := runLabel(labels[k], r, np)
+			lbl := runLabel(labels[k], r, scales)
 			if ok, err := addLine(left, i, lbl, l2); err != nil {
 				return nil, err
 			} else if ok {
@@ -386,8 +415,20 @@ func transitionsFigure(s *results.Store, runs []table.RunData) (*Figure, error) 
 	return f, nil
 }
 
-// accSample is the done runs' final accuracy of name in %, over seeds.
+// accSample is the done runs' final accuracy of name in %, over seeds. The
+// runs must be of one configuration (one scale group at one grid point):
+// runs of another configuration than the first are left out, never pooled.
 func accSample(runs []table.RunData, name string, scale float64) table.Sample {
+	if len(runs) > 0 {
+		key := runs[0].ConfigKey()
+		var one []table.RunData
+		for _, r := range runs {
+			if r.ConfigKey() == key {
+				one = append(one, r)
+			}
+		}
+		runs = one
+	}
 	var v []float64
 	for _, r := range runs {
 		if r.Status != results.StatusDone {
@@ -474,23 +515,26 @@ func atAxis(runs []table.RunData, axis string, x float64) []table.RunData {
 
 func embeddingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 	sc := evalScale(runs, "mlm_acc")
-	p := newPlot("v6 Table 3: MLM accuracy vs embedding size E (ALBERT-base)", "embedding size E (paper's value, log scale)", "MLM accuracy (%)")
+	gs := table.ScaleGroups(runs)
+	p := newPlot(titled("v6 Table 3: MLM accuracy vs embedding size E (ALBERT-base)", gs), "embedding size E (paper's value, log scale)", "MLM accuracy (%)")
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	f := &Figure{Name: "v6-table3-embedding", Title: "v6 Table 3 as a chart", Panels: []*plot.Plot{p}, Series: []int{0}}
-	for i, sh := range []struct{ key, label string }{{"all", "all-shared (ALBERT)"}, {"none", "not-shared (BERT)"}} {
-		g := filter(runs, map[string]any{"model.sharing": sh.key})
-		xs := paperValues(g, "model.embedding_size")
-		var ss []table.Sample
-		for _, x := range xs {
-			ss = append(ss, accSample(atAxis(g, "model.embedding_size", x), "mlm_acc", sc))
-		}
-		ok, err := addMeanErr(p, i, sh.label, xs, ss)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			f.Series[0]++
+	for _, grp := range gs {
+		for _, sh := range []struct{ key, label string }{{"all", "all-shared (ALBERT)"}, {"none", "not-shared (BERT)"}} {
+			g := filter(grp.Runs, map[string]any{"model.sharing": sh.key})
+			xs := paperValues(g, "model.embedding_size")
+			var ss []table.Sample
+			for _, x := range xs {
+				ss = append(ss, accSample(atAxis(g, "model.embedding_size", x), "mlm_acc", sc))
+			}
+			ok, err := addMeanErr(p, f.Series[0], sh.label+groupSuffix(grp, len(gs)), xs, ss)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				f.Series[0]++
+			}
 		}
 	}
 	if f.Series[0] == 0 {
@@ -501,18 +545,26 @@ func embeddingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 
 func axisFigure(runs []table.RunData, name, axis, xlabel, title string) (*Figure, error) {
 	sc := evalScale(runs, "mlm_acc")
-	p := newPlot(title, xlabel, "MLM accuracy (%)")
+	gs := table.ScaleGroups(runs)
+	p := newPlot(titled(title, gs), xlabel, "MLM accuracy (%)")
 	f := &Figure{Name: name, Title: title, Panels: []*plot.Plot{p}, Series: []int{0}}
-	xs := paperValues(runs, axis)
-	var ss []table.Sample
-	for _, x := range xs {
-		ss = append(ss, accSample(atAxis(runs, axis, x), "mlm_acc", sc))
+	for _, g := range gs {
+		xs := paperValues(g.Runs, axis)
+		var ss []table.Sample
+		for _, x := range xs {
+			ss = append(ss, accSample(atAxis(g.Runs, axis, x), "mlm_acc", sc))
+		}
+		ok, err := addMeanErr(p, f.Series[0], "ALBERT (ours, mean ± std over seeds)"+groupSuffix(g, len(gs)), xs, ss)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			f.Series[0]++
+		}
 	}
-	ok, err := addMeanErr(p, 0, "ALBERT (ours, mean ± std over seeds)", xs, ss)
-	if err != nil || !ok {
-		return nil, err
+	if f.Series[0] == 0 {
+		return nil, nil
 	}
-	f.Series[0] = 1
 	return f, nil
 }
 
@@ -582,24 +634,33 @@ func groupedBars(p *plot.Plot, groups, series []string, samples [][]table.Sample
 	return n, nil
 }
 
-func sharingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
+// sharingData is v6 Table 4's bars: one series per sharing strategy and
+// scale group, one group of bars per E (the table's order: 768, then 128).
+func sharingData(runs []table.RunData) (groups, labels []string, samples [][]table.Sample) {
 	sc := evalScale(runs, "mlm_acc")
-	p := newPlot("v6 Table 4: MLM accuracy by cross-layer sharing strategy (ALBERT-base)", "embedding size E (paper's value)", "MLM accuracy (%)")
 	es := paperValues(runs, "model.embedding_size")
-	sort.Sort(sort.Reverse(sort.Float64Slice(es))) // the table's order: 768, then 128
-	var groups []string
+	sort.Sort(sort.Reverse(sort.Float64Slice(es)))
 	for _, e := range es {
 		groups = append(groups, fmt.Sprintf("E=%g", e))
 	}
 	modes := []struct{ key, label string }{{"all", "all-shared"}, {"attention", "shared-attention"}, {"ffn", "shared-FFN"}, {"none", "not-shared"}}
-	var labels []string
-	samples := make([][]table.Sample, len(modes))
-	for k, m := range modes {
-		labels = append(labels, m.label)
-		for _, e := range es {
-			samples[k] = append(samples[k], accSample(filter(runs, map[string]any{"model.sharing": m.key, "model.embedding_size": e}), "mlm_acc", sc))
+	gs := table.ScaleGroups(runs)
+	for _, g := range gs {
+		for _, m := range modes {
+			labels = append(labels, m.label+groupSuffix(g, len(gs)))
+			var row []table.Sample
+			for _, e := range es {
+				row = append(row, accSample(filter(g.Runs, map[string]any{"model.sharing": m.key, "model.embedding_size": e}), "mlm_acc", sc))
+			}
+			samples = append(samples, row)
 		}
 	}
+	return groups, labels, samples
+}
+
+func sharingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
+	p := newPlot(titled("v6 Table 4: MLM accuracy by cross-layer sharing strategy (ALBERT-base)", table.ScaleGroups(runs)), "embedding size E (paper's value)", "MLM accuracy (%)")
+	groups, labels, samples := sharingData(runs)
 	n, err := groupedBars(p, groups, labels, samples)
 	if err != nil || n == 0 {
 		return nil, err
@@ -609,18 +670,23 @@ func sharingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 
 func sentenceFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 	sc := evalScale(runs, "mlm_acc", "nsp_acc", "sop_acc")
-	p := newPlot("v6 Table 5: intrinsic accuracy by sentence objective (ALBERT-base)", "training objective (SP task)", "accuracy (%)")
+	gs := table.ScaleGroups(runs)
+	p := newPlot(titled("v6 Table 5: intrinsic accuracy by sentence objective (ALBERT-base)", gs), "training objective (SP task)", "accuracy (%)")
 	objs := []struct{ key, label string }{{"none", "None"}, {"nsp", "NSP"}, {"sop", "SOP"}}
 	accs := []struct{ key, label string }{{"mlm_acc", "MLM"}, {"nsp_acc", "NSP"}, {"sop_acc", "SOP"}}
 	var groups, labels []string
 	for _, o := range objs {
 		groups = append(groups, o.label)
 	}
-	samples := make([][]table.Sample, len(accs))
-	for k, a := range accs {
-		labels = append(labels, a.label+" accuracy")
-		for _, o := range objs {
-			samples[k] = append(samples[k], accSample(filter(runs, map[string]any{"objective": o.key}), a.key, sc))
+	var samples [][]table.Sample
+	for _, g := range gs {
+		for _, a := range accs {
+			labels = append(labels, a.label+" accuracy"+groupSuffix(g, len(gs)))
+			var row []table.Sample
+			for _, o := range objs {
+				row = append(row, accSample(filter(g.Runs, map[string]any{"objective": o.key}), a.key, sc))
+			}
+			samples = append(samples, row)
 		}
 	}
 	n, err := groupedBars(p, groups, labels, samples)
@@ -635,7 +701,7 @@ func dropoutFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
 	p := newPlot("v6 Figure 2 (b): removing dropout — held-out MLM accuracy", "step", "MLM accuracy (%)")
 	f := &Figure{Name: "v6-figure2b-dropout", Title: fig.Title(), Panels: []*plot.Plot{p}, Series: []int{0}}
 	labels, groups := seriesRuns(fig, runs)
-	np := profileCount(runs)
+	scales := scaleLabels(runs)
 	i := 0
 	for k, g := range groups {
 		for _, r := range g {
@@ -647,7 +713,7 @@ func dropoutFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
 			for _, pt := range ev {
 				vals = append(vals, pt.Value)
 			}
-			if ok, err := addLine(p, i, runLabel(labels[k], r, np), xys(ev, pctScale(vals...))); err != nil {
+			if ok, err := addLine(p, i, runLabel(labels[k], r, scales), xys(ev, pctScale(vals...))); err != nil {
 				return nil, err
 			} else if ok {
 				f.Series[0]++

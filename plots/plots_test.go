@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/reproml/albert/results"
+	"github.com/reproml/albert/results/table"
 	"github.com/reproml/albert/results/table/fixture"
 )
 
@@ -150,5 +151,62 @@ func TestEmptyStore(t *testing.T) {
 	}
 	if len(skipped) != len(wantSeries) {
 		t.Errorf("skipped %v", skipped)
+	}
+}
+
+// The sharing ablation at train.steps=500 (one seed) and 3000 (three seeds)
+// in one database: the figure draws each scale as its own series, never a
+// bar over both (n = 2 or 4).
+func TestScalesNeverPooled(t *testing.T) {
+	for _, profiles := range [][2]string{{"cpu", "cpu"}, {"cpu", "paper"}} {
+		s, err := results.Open(filepath.Join(t.TempDir(), "exp.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := fixture.TwoScales()
+		for i := range runs {
+			if runs[i].Steps == 3000 {
+				runs[i].Profile = profiles[1]
+			}
+		}
+		if err := fixture.Fill(s, runs); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := table.LoadRuns(s, "sharing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, labels, samples := sharingData(loaded)
+		if len(groups) != 2 || len(labels) != 8 {
+			t.Fatalf("%v: groups %v, series %v", profiles, groups, labels)
+		}
+		for k := range labels {
+			want := 1
+			if strings.Contains(labels[k], "3000") || strings.Contains(labels[k], "[paper") {
+				want = 3
+			}
+			for g := range groups {
+				if n := samples[k][g].N(); n != want {
+					t.Errorf("%v: %s at %s: n = %d, want %d", profiles, labels[k], groups[g], n, want)
+				}
+			}
+		}
+		want := "[cpu train.steps=500]"
+		if profiles[1] == "paper" {
+			want = "[cpu]" // the profile sets the scales apart
+		}
+		if !slices.ContainsFunc(labels, func(l string) bool { return strings.HasSuffix(l, want) }) {
+			t.Errorf("%v: no series says its scale (%s): %v", profiles, want, labels)
+		}
+		figs, _, err := Build(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range figs {
+			if f.Name == "v6-table4-sharing" && (f.Series[0] != 8 || !strings.Contains(f.Panels[0].Title.Text, "by scale")) {
+				t.Errorf("%v: sharing figure: %d series, title %q", profiles, f.Series[0], f.Panels[0].Title.Text)
+			}
+		}
+		s.Close()
 	}
 }

@@ -21,9 +21,12 @@ func init() {
 		Use:   "table [NAME...]",
 		Short: "Print the paper's tables next to ours, with claim verdicts (" + strings.Join(table.Ablations, ", ") + ")",
 		Long: `table lays out each ablation as the paper's table: per cell the paper's value, ours (mean ± std over
-seeds, n) and Δ, with a column giving each row's profile and scale, then checks the paper's claims on our
-runs (held / did not hold / not enough runs). Tables are printed and written to --out/<name>.<format>
-(csv: also <name>-claims.csv). Without NAME, every ablation that has runs.`,
+seeds, n, and for accuracies the eval set's binomial standard error) and Δ. A row pools only runs whose
+configurations differ by the seed alone; a row measured at two scales is two rows. Then it checks the
+paper's claims on each profile and scale separately, by one rule printed under every table: the 95%
+interval of the difference over seeds (paired when both sides have the same >= 3 seeds, Welch otherwise)
+gives held / did not hold / inconclusive (with the reason) / not enough runs. Tables are printed and
+written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, every ablation that has runs.`,
 		RunE: func(cmd *cobra.Command, names []string) error {
 			switch format {
 			case "md", "csv", "tex":
