@@ -14,13 +14,16 @@ import (
 	"time"
 
 	"github.com/reproml/albert/results"
+	"github.com/reproml/albert/train"
 )
 
 // Trainer trains one claimed run. It must call job.Store.Heartbeat(job.RunID,
 // step) at least every StaleAfter/3 (a run whose heartbeat goes stale is
 // taken over by another process), write its metrics through job.Store, and
 // keep checkpoints under job.Dir so that a Resume job continues from the last
-// one. It returns Outcome{Status: done or diverged}; an error marks the run
+// one. A job that is not a Resume finds no checkpoint in job.Dir (Execute
+// moves an earlier attempt's files to job.Dir/attempt-N) and starts at step
+// 0. It returns Outcome{Status: done or diverged}; an error marks the run
 // failed with the error as its reason. An error wrapping
 // results.ErrClaimLost means another process owns the run now: it is left
 // alone.
@@ -36,12 +39,13 @@ func (fn TrainerFunc) Train(ctx context.Context, job Job) (Outcome, error) { ret
 
 // Job is one run handed to a Trainer.
 type Job struct {
-	Run    Run
-	RunID  int64
-	Resume bool           // the run was claimed from a dead owner: continue from the checkpoint in Dir
-	Device string         // "cpu", "cuda:0", …
-	Dir    string         // the run's checkpoint directory, <RunsDir>/<config hash>
-	Store  *results.Store // the store that claimed the run: heartbeats and metrics go through it
+	Run     Run
+	RunID   int64
+	Resume  bool           // the run was claimed from a dead owner: continue from the checkpoint in Dir
+	Attempt int            // 1, or 1 + how many times --retry restarted the run from step 0
+	Device  string         // "cpu", "cuda:0", …
+	Dir     string         // the run's checkpoint directory, <RunsDir>/<config hash>
+	Store   *results.Store // the store that claimed the run: heartbeats and metrics go through it
 }
 
 // Outcome is how a run ended.
@@ -82,6 +86,7 @@ type Summary struct {
 	Shard    int // runs in this shard
 	Done     int // trained to the end now
 	Resumed  int // of Done+Diverged+Failed: resumed from a dead owner's checkpoint
+	Retried  int // of Done+Diverged+Failed: restarted from step 0 by Retry
 	Skipped  int // already done, or failed/diverged without Retry
 	Busy     int // running under another live process
 	Diverged int
@@ -96,6 +101,9 @@ func (s Summary) String() string {
 	}
 	if s.Resumed > 0 {
 		b += fmt.Sprintf(" (%d resumed)", s.Resumed)
+	}
+	if s.Retried > 0 {
+		b += fmt.Sprintf(" (%d retried from step 0)", s.Retried)
 	}
 	if s.Shard != s.Planned {
 		b += fmt.Sprintf("; shard of %d/%d runs", s.Shard, s.Planned)
@@ -373,17 +381,36 @@ func (x *executor) one(ctx context.Context, r Run, id int64, dev string) {
 		}
 		return
 	}
-	job := Job{Run: r, RunID: id, Resume: c.Resume, Device: dev, Dir: filepath.Join(x.opt.RunsDir, r.Hash), Store: x.st}
+	job := Job{Run: r, RunID: id, Resume: c.Resume, Attempt: c.Attempt, Device: dev, Dir: filepath.Join(x.opt.RunsDir, r.Hash), Store: x.st}
+	// A fresh attempt starts from an empty folder; a resume of this attempt
+	// keeps its checkpoints. A resume whose folder belongs to an earlier
+	// attempt (a retry whose process died before it got here) starts fresh:
+	// the claim moved that attempt's metric rows already.
 	t0 := time.Now()
-	out, terr := x.opt.Trainer.Train(ctx, job)
+	moved, terr := prepareDir(job.Dir, c.Attempt, c.Resume)
+	job.Resume = c.Resume && !moved
+	var out Outcome
+	if terr == nil {
+		out, terr = x.opt.Trainer.Train(ctx, job)
+	}
 	secs := out.Seconds
 	if secs == 0 {
 		secs = time.Since(t0).Seconds()
 	}
 	resumed := func(s *Summary) {
-		if c.Resume {
+		if job.Resume {
 			s.Resumed++
 		}
+		if c.Retry {
+			s.Retried++
+		}
+	}
+	// note prefixes a retry's log detail with its number.
+	note := func(detail string) string {
+		if c.Attempt > 1 {
+			return fmt.Sprintf("retry %d; ", c.Attempt-1) + detail
+		}
+		return detail
 	}
 	switch {
 	case terr != nil && errors.Is(terr, results.ErrClaimLost):
@@ -398,7 +425,7 @@ func (x *executor) one(ctx context.Context, r Run, id int64, dev string) {
 		if err := x.st.FinishRun(id, results.StatusFailed, terr.Error(), dev, secs); err != nil && !errors.Is(err, results.ErrClaimLost) {
 			x.fail(err)
 		}
-		x.count(func(s *Summary) { s.Failed++; resumed(s) }, r, "failed", "%v", terr)
+		x.count(func(s *Summary) { s.Failed++; resumed(s) }, r, "failed", note("%v"), terr)
 		return
 	}
 	status := out.Status
@@ -410,7 +437,7 @@ func (x *executor) one(ctx context.Context, r Run, id int64, dev string) {
 		if err := x.st.FinishRun(id, results.StatusFailed, msg, dev, secs); err != nil {
 			x.fail(err)
 		}
-		x.count(func(s *Summary) { s.Failed++; resumed(s) }, r, "failed", "%s", msg)
+		x.count(func(s *Summary) { s.Failed++; resumed(s) }, r, "failed", note("%s"), msg)
 		return
 	}
 	if err := x.st.FinishRun(id, status, out.Reason, dev, secs); err != nil {
@@ -422,10 +449,10 @@ func (x *executor) one(ctx context.Context, r Run, id int64, dev string) {
 		return
 	}
 	if status == results.StatusDiverged {
-		x.count(func(s *Summary) { s.Diverged++; resumed(s) }, r, "diverged", "%s", out.Reason)
+		x.count(func(s *Summary) { s.Diverged++; resumed(s) }, r, "diverged", note("%s"), out.Reason)
 		return
 	}
-	x.count(func(s *Summary) { s.Done++; resumed(s) }, r, "done", "%s on %s", time.Duration(secs*float64(time.Second)).Round(100*time.Millisecond), dev)
+	x.count(func(s *Summary) { s.Done++; resumed(s) }, r, "done", note("%s on %s"), time.Duration(secs*float64(time.Second)).Round(100*time.Millisecond), dev)
 }
 
 // takeOver claims a run whose owner is a dead process of this host (kill -9)
@@ -517,4 +544,24 @@ func RunFiles(ctx context.Context, out io.Writer, req Request) error {
 		return fmt.Errorf("%d %w (see `exp status`; --retry runs them again)", failed, ErrRunsFailed)
 	}
 	return nil
+}
+
+// TrainJob is the trainer's job for a claimed run: its resolved config, its
+// folder and attempt, progress to progress, data under cacheRoot.
+func TrainJob(j Job, cacheRoot string, progress io.Writer) train.Job {
+	r := j.Run
+	return train.Job{
+		RunID: j.RunID, Name: r.Label, Seed: r.Seed, Objective: r.Objective,
+		Model: r.Model, Data: r.Data, Train: r.Train,
+		Dir: j.Dir, Attempt: j.Attempt, Device: j.Device, CacheRoot: cacheRoot, Store: j.Store, Progress: progress,
+	}
+}
+
+// OutcomeOf is how a run that train.Run returned from ended.
+func OutcomeOf(res train.Result) Outcome {
+	out := Outcome{Status: results.StatusDone, Seconds: res.Seconds}
+	if res.Diverged {
+		out.Status, out.Reason = results.StatusDiverged, res.Reason
+	}
+	return out
 }

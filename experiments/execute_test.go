@@ -164,13 +164,18 @@ func TestFailedAndDivergedNeedRetry(t *testing.T) {
 	if again.n() != 0 || sum.Skipped != 4 {
 		t.Errorf("without --retry: %+v, %d calls", sum, again.n())
 	}
-	sum, _ = Execute(context.Background(), p, Options{DB: db, Trainer: again, Retry: true})
-	if again.n() != 2 || sum.Done != 2 || sum.Skipped != 2 {
+	sum, _ = Execute(context.Background(), p, Options{DB: db, Trainer: again, Retry: true, RunsDir: t.TempDir()})
+	if again.n() != 2 || sum.Done != 2 || sum.Skipped != 2 || sum.Retried != 2 {
 		t.Errorf("with --retry: %+v, %d calls", sum, again.n())
 	}
 	for name, s := range statuses(t, db) {
 		if s != results.StatusDone {
 			t.Errorf("%s is %s after --retry", name, s)
+		}
+	}
+	for _, j := range again.jobs {
+		if j.Resume || j.Attempt != 2 {
+			t.Errorf("retried job %s: resume %v attempt %d, want a fresh attempt 2", j.Run.Label, j.Resume, j.Attempt)
 		}
 	}
 }

@@ -168,11 +168,15 @@ func writeRuns(w io.Writer, runs []results.Run, now time.Time) error {
 		if r.Status != results.StatusRunning {
 			who = r.Device
 		}
+		status := string(r.Status)
+		if r.Retries > 0 {
+			status += fmt.Sprintf(" (retry %d)", r.Retries)
+		}
 		reason := r.Reason
 		if len(reason) > 60 {
 			reason = reason[:57] + "..."
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Step, r.TotalSteps, r.Name,
+		fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, status, r.Step, r.TotalSteps, r.Name,
 			r.ConfigHash[:min(12, len(r.ConfigHash))], r.Profile, commas(r.Params), hb, who, reason)
 	}
 	return tw.Flush()

@@ -33,7 +33,9 @@ func init() {
 		Short: "Expand experiment files into runs and train the ones not done yet",
 		Long: `Expands each experiment file under a profile into runs (grid × zip × seeds), validates
 all of them, then claims and trains every run that is not done: pending runs, runs whose
-owner died (resumed from their checkpoint) and, with --retry, failed or diverged runs.
+owner died (resumed from their checkpoint) and, with --retry, failed or diverged runs
+(trained again from step 0; the old attempt's checkpoints stay in the run's folder under
+attempt-N, its curves in the database's retried_metrics).
 A config already trained by any file is skipped. Ctrl-C stops after the current runs.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,7 +65,7 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 	fl.BoolVar(&dryRun, "dry-run", false, "list the runs (label, hash, parameters, estimated cost) without touching the database")
 	fl.StringVar(&shard, "shard", "", "take the runs whose plan index mod N is i (`i/N`, for job arrays)")
 	fl.StringVar(&device, "device", "auto", "cpu, auto, cuda, or cuda:0,cuda:1 (one run per CUDA device in parallel)")
-	fl.BoolVar(&retry, "retry", false, "run failed and diverged runs again")
+	fl.BoolVar(&retry, "retry", false, "train failed and diverged runs again, from step 0")
 	fl.DurationVar(&stale, "stale", experiments.DefaultStaleAfter, "take over a running run whose heartbeat is older than this")
 	root.AddCommand(cmd)
 }
