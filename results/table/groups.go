@@ -63,19 +63,26 @@ func differing(sets [][]RunData) []string {
 		return nil
 	}
 	var flat []map[string]string
-	keys := map[string]bool{}
 	for _, s := range sets {
-		f := flatten(s[0].Config)
-		flat = append(flat, f)
-		for k := range f {
+		flat = append(flat, flatten(s[0].Config))
+	}
+	return diffKeys(flat)
+}
+
+// diffKeys lists, sorted, the keys whose values are not the same in every
+// map (a key missing from some counts as differing).
+func diffKeys(ms []map[string]string) []string {
+	keys := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
 			keys[k] = true
 		}
 	}
 	var out []string
 	for k := range keys {
-		v, ok := flat[0][k]
-		for _, f := range flat[1:] {
-			if w, has := f[k]; has != ok || w != v {
+		v, ok := ms[0][k]
+		for _, m := range ms[1:] {
+			if w, has := m[k]; has != ok || w != v {
 				out = append(out, k)
 				break
 			}
@@ -189,25 +196,10 @@ func ScaleGroups(runs []RunData) []ScaleGroup {
 	}
 	for _, is := range byProfile {
 		var ps []map[string]string
-		keys := map[string]bool{}
 		for _, i := range is {
-			p := parts(out[i].Runs[0])
-			ps = append(ps, p)
-			for k := range p {
-				keys[k] = true
-			}
+			ps = append(ps, parts(out[i].Runs[0]))
 		}
-		var diff []string
-		for k := range keys {
-			v, ok := ps[0][k]
-			for _, p := range ps[1:] {
-				if w, has := p[k]; has != ok || w != v {
-					diff = append(diff, k)
-					break
-				}
-			}
-		}
-		sort.Strings(diff)
+		diff := diffKeys(ps)
 		for j, i := range is {
 			out[i].Label = out[i].Profile
 			var kv []string

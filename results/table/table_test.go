@@ -391,3 +391,43 @@ func TestScalesNeverPooled(t *testing.T) {
 		t.Errorf("md does not say which scale:\n%s", md)
 	}
 }
+
+// MLM claims on runs that have not left the unigram plateau (within
+// max(3 SE, 1 point) of mlm_plateau) are inconclusive, whatever the means.
+func TestPlateauMakesMLMClaimsInconclusive(t *testing.T) {
+	var runs []fixture.Run
+	for _, r := range fixture.TwoScales() {
+		if r.Steps == 3000 {
+			r.Evals["mlm_plateau"] = r.Evals["mlm_acc"] - 0.005 // half a point above the plateau
+			runs = append(runs, r)
+		}
+	}
+	rep, err := Build(filled(t, runs), "sharing", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := rep.Claims[0].Claims
+	wantVerdicts(t, "on the plateau", cs, Inconclusive, Inconclusive)
+	if !strings.Contains(cs[0].Detail, "still on the unigram plateau (not-shared: 3 of 3 runs") {
+		t.Errorf("reason: %s", cs[0].Detail)
+	}
+}
+
+func TestPlateauState(t *testing.T) {
+	for _, c := range []struct {
+		evals map[string]float64
+		want  PlateauState
+	}{
+		{map[string]float64{"mlm_acc": 0.10, "mlm_plateau": 0.0705, "mlm_n": 20000}, PastPlateau}, // 2.95 points, 3 SE = 0.64
+		{map[string]float64{"mlm_acc": 10, "mlm_plateau": 7.05, "mlm_n": 20000}, PastPlateau},     // stored in %
+		{map[string]float64{"mlm_acc": 0.10, "mlm_plateau": 0.0705, "mlm_n": 100}, OnPlateau},     // 3 SE = 9 points
+		{map[string]float64{"mlm_acc": 0.075, "mlm_plateau": 0.0705, "mlm_n": 1e6}, OnPlateau},    // under 1 point
+		{map[string]float64{"mlm_acc": 0.075, "mlm_plateau": 0.0705}, OnPlateau},                  // under 1 point, size unknown
+		{map[string]float64{"mlm_acc": 0.10, "mlm_plateau": 0.0705}, PlateauUnknown},              // size unknown
+		{map[string]float64{"mlm_acc": 0.10}, PlateauUnknown},
+	} {
+		if got := (RunData{Evals: c.evals}).Plateau(); got != c.want {
+			t.Errorf("%v: %d, want %d", c.evals, got, c.want)
+		}
+	}
+}
