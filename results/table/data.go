@@ -1,7 +1,8 @@
 // Package table puts our runs next to the paper: for each ablation the
 // paper's table layout with, per cell, the paper's value, ours (mean ± std
-// over seeds, n) and Δ, the profile and scale of our runs, and verdicts on
-// the paper's qualitative claims. Everything is read from the results store;
+// over seeds, n, and the eval set's standard error) and Δ, the profile and
+// scale of our runs, and verdicts on the paper's qualitative claims by one
+// rule (Rule). Everything is read from the results store;
 // the claim checkers (claims.go) take plain numbers.
 package table
 
@@ -39,7 +40,7 @@ type Scale struct {
 // Exact reports whether the run is at the reference (paper) configuration.
 func (s Scale) Exact() bool { return len(s.Factors) == 0 && len(s.Changed) == 0 }
 
-// shortAxis names the factors a reader cares about first, in this order.
+// shortAxis is the short name of the factors a reader cares about.
 var shortAxis = []struct{ key, short string }{
 	{"model.hidden_size", "H"},
 	{"model.num_layers", "L"},
@@ -48,43 +49,6 @@ var shortAxis = []struct{ key, short string }{
 	{"data.seq_len", "seq"},
 	{"train.batch_size", "batch"},
 	{"train.steps", "steps"},
-}
-
-// Describe is the scale as a table cell: "paper" at the paper's
-// configuration, else "cpu ×0.167 H ×0.333 L … (+2 more)" — never blank, so
-// a scaled number is never read as a paper-scale one.
-func (s Scale) Describe(profile string) string {
-	if s.Exact() {
-		if s.Reference == "" || s.Reference == "paper" {
-			return profile + " (paper scale)"
-		}
-		return profile + " (= " + s.Reference + ")"
-	}
-	var parts []string
-	seen := map[string]bool{}
-	for _, a := range shortAxis {
-		if f, ok := s.Factors[a.key]; ok {
-			parts = append(parts, fmt.Sprintf("×%s %s", trimFloat(f), a.short))
-			seen[a.key] = true
-		}
-	}
-	more := len(s.Changed)
-	for k := range s.Factors {
-		if !seen[k] {
-			more++
-		}
-	}
-	out := profile
-	if len(parts) > 0 {
-		out += " " + strings.Join(parts, " ")
-	}
-	if more > 0 {
-		out += fmt.Sprintf(" (+%d more)", more)
-	}
-	if s.Reference != "" && s.Reference != "paper" {
-		out += " vs " + s.Reference
-	}
-	return out
 }
 
 func trimFloat(f float64) string { return fmt.Sprintf("%.4g", f) }
