@@ -30,7 +30,7 @@ typedef char *(*stop_fn)(char **);
 typedef char *(*dropout_fn)(void *, double, unsigned long long, void **);
 typedef char *(*dropout_add_fn)(void *, void *, double, unsigned long long, void **);
 typedef char *(*softmax_dropout_fn)(void *, void *, double, double, unsigned long long, void **);
-typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, int);
+typedef char *(*lamb_fn)(void *, void *, void *, void *, void *, double, double, double, double, double, double, double, int);
 
 static void *open_kernels(const char *name, char **err) {
 	void *h = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
@@ -54,8 +54,8 @@ static char *call_dropout_add(void *f, void *x, void *r, double p, unsigned long
 static char *call_softmax_dropout(void *f, void *s, void *m, double scale, double p, unsigned long long key, void **out) {
 	return ((softmax_dropout_fn)f)(s, m, scale, p, key, out);
 }
-static char *call_lamb(void *f, void *w, void *g, void *m, void *v, void *s, double lr, double b1, double b2, double eps, double wd, int trust) {
-	return ((lamb_fn)f)(w, g, m, v, s, lr, b1, b2, eps, wd, trust);
+static char *call_lamb(void *f, void *w, void *g, void *m, void *v, void *s, double lr, double b1, double b2, double eps, double wd, double mc, double vc, int trust) {
+	return ((lamb_fn)f)(w, g, m, v, s, lr, b1, b2, eps, wd, mc, vc, trust);
 }
 */
 import "C"
@@ -80,7 +80,7 @@ import (
 )
 
 // abi is the C ABI version this package speaks (albert_kernels_abi).
-const abi = 4
+const abi = 5
 
 var (
 	once     sync.Once
@@ -323,6 +323,10 @@ type LAMBArgs struct {
 	LR, Beta1, Beta2, Eps float64
 	WeightDecay           float64 // decoupled; 0 for none
 	TrustRatio            bool    // LAMB's ‖w‖/‖u‖; false gives AdamW
+	// MCorr and VCorr multiply m and v inside the update: Adam's bias
+	// correction 1/(1-β1^t) and 1/(1-β2^t) at step t. 0 means 1 (none, as
+	// the official code).
+	MCorr, VCorr float64
 }
 
 // LAMB updates parameter w and its moments m, v in place from gradient g,
@@ -341,8 +345,16 @@ func LAMB(w, g, m, v, gscale *ts.Tensor, a LAMBArgs) error {
 	if a.TrustRatio {
 		trust = 1
 	}
+	mc, vc := a.MCorr, a.VCorr
+	if mc == 0 {
+		mc = 1
+	}
+	if vc == 0 {
+		vc = 1
+	}
 	return cError(C.call_lamb(lambStep, ctensor(w), ctensor(g), ctensor(m), ctensor(v), s,
-		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay), trust))
+		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay),
+		C.double(mc), C.double(vc), trust))
 }
 
 // OpStat is one name's line of a per-op profile.

@@ -6,16 +6,22 @@ import "fmt"
 // defaults follow the official run_pretraining.py (LAMB, lr 0.00176, linear
 // warm-up then linear decay to 0, gradient-norm clip 1.0).
 type Config struct {
-	Steps           int     `toml:"steps" json:"steps"`                       // optimizer steps
-	BatchSize       int     `toml:"batch_size" json:"batch_size"`             // sequences per optimizer step
-	GradAccum       int     `toml:"grad_accum" json:"grad_accum"`             // micro-batches per step (batch_size must divide by it)
-	Optimizer       string  `toml:"optimizer" json:"optimizer"`               // lamb | adamw
-	LR              float64 `toml:"lr" json:"lr"`                             // peak learning rate
-	WarmupSteps     int     `toml:"warmup_steps" json:"warmup_steps"`         // linear warm-up
-	WeightDecay     float64 `toml:"weight_decay" json:"weight_decay"`         // decoupled; not on LayerNorm or bias
-	Beta1           float64 `toml:"beta1" json:"beta1"`                       // 0.9
-	Beta2           float64 `toml:"beta2" json:"beta2"`                       // 0.999
-	Eps             float64 `toml:"eps" json:"eps"`                           // 1e-6
+	Steps       int     `toml:"steps" json:"steps"`               // optimizer steps
+	BatchSize   int     `toml:"batch_size" json:"batch_size"`     // sequences per optimizer step
+	GradAccum   int     `toml:"grad_accum" json:"grad_accum"`     // micro-batches per step (batch_size must divide by it)
+	Optimizer   string  `toml:"optimizer" json:"optimizer"`       // lamb | adamw
+	LR          float64 `toml:"lr" json:"lr"`                     // peak learning rate
+	WarmupSteps int     `toml:"warmup_steps" json:"warmup_steps"` // linear warm-up
+	WeightDecay float64 `toml:"weight_decay" json:"weight_decay"` // decoupled; not on LayerNorm or bias
+	Beta1       float64 `toml:"beta1" json:"beta1"`               // 0.9
+	Beta2       float64 `toml:"beta2" json:"beta2"`               // 0.999
+	Eps         float64 `toml:"eps" json:"eps"`                   // 1e-6
+	// BiasCorrection divides Adam's moments by 1-β^t (the LAMB paper, PyTorch's
+	// AdamW). Off reproduces the official code (optimization.py,
+	// lamb_optimizer.py), whose uncorrected second moment makes the first
+	// ~1/(1-β2) steps much larger than lr says unless a long warm-up hides it.
+	// omitempty: configs without it keep their hash.
+	BiasCorrection  bool    `toml:"bias_correction" json:"bias_correction,omitempty"`
 	ClipNorm        float64 `toml:"clip_norm" json:"clip_norm"`               // global grad-norm clip; 0 = off
 	EvalEvery       int     `toml:"eval_every" json:"eval_every"`             // steps between held-out evals; 0 = only at the end
 	EvalBatches     int     `toml:"eval_batches" json:"eval_batches"`         // batches of each eval set per eval; 0 = all

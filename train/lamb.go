@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -15,8 +16,10 @@ import (
 // tensors we own (gotch's optimizers can neither do LAMB nor save state):
 //
 //	m ← β1·m + (1-β1)·g
-//	v ← β2·v + (1-β2)·g²              (no bias correction, as the official code)
-//	u ← m / (√v + ε) + wd·w           (decoupled weight decay; not for LayerNorm or bias)
+//	v ← β2·v + (1-β2)·g²
+//	m̂, v̂ ← m, v                      (no bias correction: the official code, the default)
+//	m̂, v̂ ← m/(1-β1^t), v/(1-β2^t)    (train.bias_correction: the LAMB paper, PyTorch's AdamW)
+//	u ← m̂ / (√v̂ + ε) + wd·w           (decoupled weight decay; not for LayerNorm or bias)
 //	r ← ‖w‖ / ‖u‖                     (LAMB's trust ratio; 1 if either norm is 0; not clipped)
 //	w ← w - lr·r·u
 //
@@ -28,6 +31,9 @@ type Optimizer struct {
 	Beta2       float64
 	Eps         float64
 	WeightDecay float64
+	BiasCorr    bool       // divide the moments by 1-β^t
+	t           int64      // updates applied so far
+	tt          *ts.Tensor // t as a float64 [1] tensor for checkpoints (opt_t)
 	params      []model.Param
 	m, v        []*ts.Tensor
 	c1, c2      *ts.Scalar // 1-β1, 1-β2
@@ -42,7 +48,8 @@ func NewOptimizer(c Config, params []model.Param) (*Optimizer, error) {
 	if c.Optimizer != "lamb" && c.Optimizer != "adamw" {
 		return nil, fmt.Errorf("train: unknown optimizer %q", c.Optimizer)
 	}
-	o := &Optimizer{Name: c.Optimizer, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay, params: params}
+	o := &Optimizer{Name: c.Optimizer, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay,
+		BiasCorr: c.BiasCorrection, params: params}
 	for _, p := range params {
 		o.m = append(o.m, p.Tensor.MustZerosLike(false))
 		o.v = append(o.v, p.Tensor.MustZerosLike(false))
@@ -53,6 +60,7 @@ func NewOptimizer(c Config, params []model.Param) (*Optimizer, error) {
 	dev := params[0].Tensor.MustDevice()
 	o.one = ts.MustOnes([]int64{1}, gotch.Float, dev)
 	o.zero = ts.MustZeros([]int64{1}, gotch.Float, dev)
+	o.tt = ts.MustZeros([]int64{1}, gotch.Double, gotch.CPU)
 	o.fused = true
 	for _, p := range params {
 		o.fused = o.fused && kernels.Applies(p.Tensor)
@@ -89,13 +97,15 @@ func (o *Optimizer) Step(lr float64) {
 // lerp rounds differently from β·a + (1-β)·b: results agree to float
 // rounding (TestLAMBHandComputed holds to 2e-5, as before).
 func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
+	o.t++
+	mc, vc := o.corrections()
 	if o.fused {
 		for i, p := range o.params {
 			if grads[i] == nil {
 				continue
 			}
 			a := kernels.LAMBArgs{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps,
-				TrustRatio: p.Decay && o.Name == "lamb"}
+				TrustRatio: p.Decay && o.Name == "lamb", MCorr: mc, VCorr: vc}
 			if p.Decay {
 				a.WeightDecay = o.WeightDecay
 			}
@@ -110,6 +120,9 @@ func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
 	backend.NoGrad(func() {
 		neg := ts.FloatScalar(-lr)
 		defer neg.MustDrop()
+		mcS, vcS := ts.FloatScalar(mc), ts.FloatScalar(vc)
+		defer mcS.MustDrop()
+		defer vcS.MustDrop()
 		negLR := s.T(o.one.MustMulScalar(neg, false)) // [1]: -lr as a tensor, for addcmul_
 		// Each parameter's temporaries go before the next one's: at most one
 		// parameter-sized set alive (holding them all to the end of the
@@ -129,14 +142,18 @@ func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
 			m, v, w := o.m[i], o.v[i], p.Tensor
 			inPlace(m, func() { m.MustLerp_(g, o.c1) })
 			inPlace(v, func() { v.MustLerp_(s.T(g.MustSquare(false)), o.c2) })
-			den := s.T(v.MustSqrt(false))
+			mh, vh := m, v // m̂, v̂
+			if o.BiasCorr {
+				mh, vh = s.T(m.MustMulScalar(mcS, false)), s.T(v.MustMulScalar(vcS, false))
+			}
+			den := s.T(vh.MustSqrt(false))
 			inPlace(den, func() { den.MustAddScalar_(o.eps) })
 			var u *ts.Tensor
 			if p.Decay && o.WeightDecay != 0 {
 				u = s.T(w.MustMulScalar(o.wd, false))
-				inPlace(u, func() { u.MustAddcdiv_(m, den) })
+				inPlace(u, func() { u.MustAddcdiv_(mh, den) })
 			} else {
-				u = s.T(m.MustDiv(den, false))
+				u = s.T(mh.MustDiv(den, false))
 			}
 			scale := negLR
 			if p.Decay && o.Name == "lamb" {
@@ -147,6 +164,16 @@ func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
 	})
 }
 
+// corrections are the factors m̂ = mc·m and v̂ = vc·v of update o.t:
+// 1/(1-β^t) with bias correction, 1 without.
+func (o *Optimizer) corrections() (mc, vc float64) {
+	if !o.BiasCorr {
+		return 1, 1
+	}
+	t := float64(o.t)
+	return 1 / (1 - math.Pow(o.Beta1, t)), 1 / (1 - math.Pow(o.Beta2, t))
+}
+
 // trustRatio is ‖w‖/‖u‖, or 1 where either norm is 0.
 func (o *Optimizer) trustRatio(s *backend.Scope, w, u *ts.Tensor) *ts.Tensor {
 	wn := s.T(w.MustNorm(false))
@@ -155,17 +182,26 @@ func (o *Optimizer) trustRatio(s *backend.Scope, w, u *ts.Tensor) *ts.Tensor {
 	return s.T(s.T(wn.MustDiv(un, false)).MustWhereSelf(ok, o.one, false))
 }
 
-// State lists the moments as named tensors for a checkpoint.
+// State lists the update count (opt_t, which bias correction needs) and the
+// moments as named tensors for a checkpoint; the optimizer owns them.
 func (o *Optimizer) State() []ts.NamedTensor {
-	var out []ts.NamedTensor
+	backend.NoGrad(func() { o.tt.MustFill_(ts.FloatScalar(float64(o.t))) })
+	out := []ts.NamedTensor{{Name: "opt_t", Tensor: o.tt}}
 	for i, p := range o.params {
 		out = append(out, ts.NamedTensor{Name: "opt_m/" + p.Name, Tensor: o.m[i]}, ts.NamedTensor{Name: "opt_v/" + p.Name, Tensor: o.v[i]})
 	}
 	return out
 }
 
-// Load copies moments saved by State.
+// Load copies the state saved by State. A checkpoint without opt_t (saved
+// before bias correction existed) loads only without bias correction.
 func (o *Optimizer) Load(named map[string]*ts.Tensor) error {
+	switch t, ok := named["opt_t"]; {
+	case ok:
+		o.t = int64(backend.Float64s(t)[0])
+	case o.BiasCorr:
+		return fmt.Errorf("train: checkpoint has no opt_t (update count), which bias correction needs")
+	}
 	for i, p := range o.params {
 		for _, pair := range []struct {
 			key string
@@ -189,4 +225,5 @@ func (o *Optimizer) Close() {
 	}
 	o.one.MustDrop()
 	o.zero.MustDrop()
+	o.tt.MustDrop()
 }

@@ -70,6 +70,81 @@ func TestLAMBHandComputed(t *testing.T) {
 	})
 }
 
+// TestBiasCorrectionHandComputed takes two AdamW steps (no decay, so the
+// update is m̂/(√v̂+ε) alone) with and without train.bias_correction and
+// compares each step's weights with values worked out by hand:
+//
+//	step 1, g = (1, 2): m = (0.1, 0.2), v = (0.001, 0.004)
+//	  off: u = m/√v = (3.16228, 3.16228)     on: m̂ = (1, 2), v̂ = (1, 4), u = (1, 1)
+//	step 2, g = (3, -1): m = (0.39, 0.08), v = (0.009999, 0.004996)
+//	  off: u = (3.90019, 1.13182)            on: m̂ = m/0.19, v̂ = v/0.001999, u = (0.91778, 0.26634)
+func TestBiasCorrectionHandComputed(t *testing.T) {
+	want := map[bool][2][]float64{
+		false: {{2.683772, 3.683772}, {2.293753, 3.570590}},
+		true:  {{2.900000, 3.900000}, {2.808222, 3.873366}},
+	}
+	eachLAMB(t, func(t *testing.T, fused bool) {
+		for _, corr := range []bool{false, true} {
+			w := ts.MustOfSlice([]float32{3, 4})
+			c := DefaultConfig()
+			c.Optimizer, c.Eps, c.BiasCorrection = "adamw", 1e-12, corr
+			opt, err := NewOptimizer(c, []model.Param{{Name: "x/bias", Tensor: w, Decay: false}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt.fused = fused
+			for i, g := range [][]float32{{1, 2}, {3, -1}} {
+				gt := ts.MustOfSlice(g)
+				opt.step(0.1, []*ts.Tensor{gt}, nil)
+				gt.MustDrop()
+				got := w.Float64Values()
+				for j := range got {
+					if math.Abs(got[j]-want[corr][i][j]) > 2e-5 {
+						t.Fatalf("bias correction %v, step %d: w = %v, want %v", corr, i+1, got, want[corr][i])
+					}
+				}
+			}
+			opt.Close()
+		}
+	})
+}
+
+// TestOptimizerStateKeepsUpdateCount checks that the update count, which
+// bias correction depends on, survives State and Load.
+func TestOptimizerStateKeepsUpdateCount(t *testing.T) {
+	defer lockThread()()
+	c := DefaultConfig()
+	c.BiasCorrection = true
+	mk := func() *Optimizer {
+		o, err := NewOptimizer(c, []model.Param{{Name: "x/bias", Tensor: ts.MustOfSlice([]float32{3, 4})}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	a, b := mk(), mk()
+	defer a.Close()
+	defer b.Close()
+	g := ts.MustOfSlice([]float32{1, 2})
+	for range 3 {
+		a.step(0.1, []*ts.Tensor{g}, nil)
+	}
+	named := map[string]*ts.Tensor{}
+	for _, nt := range a.State() {
+		named[nt.Name] = nt.Tensor
+	}
+	if err := b.Load(named); err != nil {
+		t.Fatal(err)
+	}
+	if b.t != 3 {
+		t.Fatalf("loaded update count %d, want 3", b.t)
+	}
+	delete(named, "opt_t")
+	if err := b.Load(named); err == nil {
+		t.Fatal("a checkpoint without opt_t loaded into a bias-corrected optimizer")
+	}
+}
+
 // eachLAMB runs f on the composed optimizer and, where the kernels are
 // loaded, on the fused one (kernels.LAMB).
 func eachLAMB(t *testing.T, f func(t *testing.T, fused bool)) {

@@ -690,11 +690,12 @@ constexpr int64_t kChunk = 1 << 15;  // fixed, so the norms do not depend on the
 
 struct LambArgs {
   float c1, c2, eps, wd, gscale;
+  float mc, vc;  // bias correction 1/(1-β1^t), 1/(1-β2^t); 1 without it (the official code)
   bool decay;
 };
 
 // lamb_moments updates m and v in place and returns Σw² and Σu² over the
-// range, u = m/(√v+ε) + wd·w.
+// range, u = m̂/(√v̂+ε) + wd·w with m̂ = mc·m, v̂ = vc·v.
 ALBERT_INLINE void lamb_moments_body(const float* g, float* m, float* v, const float* w, int64_t n, LambArgs a, double* wsq, double* usq) {
   double ws = 0, us = 0;
 #pragma omp simd reduction(+ : ws, us)
@@ -704,7 +705,7 @@ ALBERT_INLINE void lamb_moments_body(const float* g, float* m, float* v, const f
     const float vi = v[i] + a.c2 * (gi * gi - v[i]);
     m[i] = mi;
     v[i] = vi;
-    const float u = mi / (std::sqrt(vi) + a.eps) + (a.decay ? a.wd * w[i] : 0.0f);
+    const float u = a.mc * mi / (std::sqrt(a.vc * vi) + a.eps) + (a.decay ? a.wd * w[i] : 0.0f);
     ws += double(w[i]) * w[i];
     us += double(u) * u;
   }
@@ -716,7 +717,7 @@ ALBERT_MULTIVERSION(lamb_moments, (const float* g, float* m, float* v, const flo
 ALBERT_INLINE void lamb_apply_body(const float* m, const float* v, float* w, int64_t n, LambArgs a, float scale) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
-    const float u = m[i] / (std::sqrt(v[i]) + a.eps) + (a.decay ? a.wd * w[i] : 0.0f);
+    const float u = a.mc * m[i] / (std::sqrt(a.vc * v[i]) + a.eps) + (a.decay ? a.wd * w[i] : 0.0f);
     w[i] += scale * u;
   }
 }
@@ -729,13 +730,13 @@ void check_lamb_operand(const at::Tensor& t, const at::Tensor& w, const char* na
 }
 
 void lamb(at::Tensor& w, const at::Tensor& g0, at::Tensor& m, at::Tensor& v, const at::Tensor* gscale, double lr,
-          double beta1, double beta2, double eps, double wd, bool trust) {
+          double beta1, double beta2, double eps, double wd, double mc, double vc, bool trust) {
   at::Tensor g = g0.contiguous();
   check_lamb_operand(w, w, "the parameter");
   check_lamb_operand(g, w, "the gradient");
   check_lamb_operand(m, w, "m");
   check_lamb_operand(v, w, "v");
-  LambArgs a{float(1 - beta1), float(1 - beta2), float(eps), float(wd), 1.0f, wd != 0};
+  LambArgs a{float(1 - beta1), float(1 - beta2), float(eps), float(wd), 1.0f, float(mc), float(vc), wd != 0};
   if (gscale != nullptr) a.gscale = gscale->item<float>();
   const int64_t n = w.numel();
   const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -1058,7 +1059,7 @@ char* error_copy(const char* msg) {
 extern "C" {
 
 // albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks it.
-int albert_kernels_abi() { return 4; }
+int albert_kernels_abi() { return 5; }
 
 // albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
 char* albert_gelu_tanh(void* x, void** out) {
@@ -1129,14 +1130,16 @@ char* albert_bmm(void* a, void* b, void** out) {
 // albert_lamb applies one LAMB (trust != 0) or AdamW update to parameter w
 // in place from gradient g (times *gscale when gscale is not NULL, the
 // clipping factor) and moments m, v; wd is the decoupled weight decay (0:
-// none). Everything is CPU float32 and contiguous (g may be strided).
+// none); mc and vc scale m and v inside the update (Adam's bias correction
+// 1/(1-β^t); 1 and 1 without it). Everything is CPU float32 and contiguous
+// (g may be strided).
 char* albert_lamb(void* w, void* g, void* m, void* v, void* gscale, double lr, double beta1, double beta2,
-                  double eps, double wd, int trust) {
+                  double eps, double wd, double mc, double vc, int trust) {
   ALBERT_GUARD({
     ALBERT_RECORD("albert::lamb");
     at::NoGradGuard no_grad;
     lamb(*static_cast<at::Tensor*>(w), *static_cast<at::Tensor*>(g), *static_cast<at::Tensor*>(m),
-         *static_cast<at::Tensor*>(v), static_cast<at::Tensor*>(gscale), lr, beta1, beta2, eps, wd, trust != 0);
+         *static_cast<at::Tensor*>(v), static_cast<at::Tensor*>(gscale), lr, beta1, beta2, eps, wd, mc, vc, trust != 0);
   })
 }
 
