@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,6 +28,7 @@ func init() {
 		sets                       []string
 		dryRun, retry              bool
 		stale                      time.Duration
+		jobs                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE...",
@@ -42,6 +44,15 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 			sh, err := experiments.ParseShard(shard)
 			if err != nil {
 				return err
+			}
+			if jobs < 1 {
+				return fmt.Errorf("--jobs %d: want at least 1", jobs)
+			}
+			if jobs > 1 && !dryRun && os.Getenv(workerEnv) == "" {
+				if device != "cpu" && device != "auto" || cudaDeviceCount != nil && cudaDeviceCount() > 0 && device == "auto" {
+					return fmt.Errorf("--jobs is for CPU runs (--device cpu); CUDA runs take one device each")
+				}
+				return runWorkers(cmd.OutOrStdout(), jobs, os.Args[1:])
 			}
 			var devices []string
 			if !dryRun {
@@ -66,6 +77,7 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 	fl.StringVar(&shard, "shard", "", "take the runs whose plan index mod N is i (`i/N`, for job arrays)")
 	fl.StringVar(&device, "device", "auto", "cpu, auto, cuda, or cuda:0,cuda:1 (one run per CUDA device in parallel)")
 	fl.BoolVar(&retry, "retry", false, "train failed and diverged runs again, from step 0")
+	fl.IntVar(&jobs, "jobs", 1, "CPU runs to train at once, each in its own process with cores/N threads")
 	fl.DurationVar(&stale, "stale", experiments.DefaultStaleAfter, "take over a running run whose heartbeat is older than this")
 	root.AddCommand(cmd)
 }
