@@ -25,7 +25,9 @@ seeds, n, and for accuracies the eval set's binomial standard error) and Δ. A r
 configurations differ by the seed alone; a row measured at two scales is two rows. Then it checks the
 paper's claims on each profile and scale separately, by one rule printed under every table: the 95%
 interval of the difference over seeds (paired when both sides have the same >= 3 seeds, Welch otherwise)
-gives held / did not hold / inconclusive (with the reason) / not enough runs. Tables are printed and
+gives held / did not hold / inconclusive (with the reason) / not enough runs. The sentence table also
+shows, for each scale, the non-neural NSP/SOP baselines stored for the same held-out pairs (or the
+exp check sentence-baseline command that computes them). Tables are printed and
 written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, every ablation that has runs.`,
 		RunE: func(cmd *cobra.Command, names []string) error {
 			switch format {

@@ -150,6 +150,9 @@ func (rep *Report) writeMarkdown(w io.Writer) error {
 		b.WriteString("| " + strings.Join(line, " | ") + " |\n")
 	}
 	b.WriteString("\n")
+	for _, bs := range rep.Baselines {
+		b.WriteString(bs.Text() + "\n\n")
+	}
 	for _, n := range rep.Notes {
 		b.WriteString("- " + n + "\n")
 	}
@@ -175,7 +178,10 @@ func (rep *Report) writeMarkdown(w io.Writer) error {
 
 // CSVHeader is the header of WriteCSV.
 // Records with kind "note" carry the table's footnotes (the verdict rule
-// among them) in the note field.
+// among them) in the note field. Records with kind "baseline" (the sentence
+// table) are non-neural baselines on the same held-out pairs: row is the
+// baseline, column the task's accuracy, ours_mean the accuracy in %, eval_se
+// and eval_n its binomial standard error (%) and pair count.
 var CSVHeader = []string{"ablation", "paper_table", "row", "profile", "scale", "runs_done", "runs_total",
 	"column", "kind", "paper", "ours_mean", "ours_std", "ours_n", "delta", "note", "eval_se", "eval_n", "lost"}
 
@@ -218,6 +224,24 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 			if cell.Ours.Acc && n > 0 && !hasSE {
 				rec[14] = "eval size unknown"
 			}
+			if err := cw.Write(rec); err != nil {
+				return fmt.Errorf("table: csv: %w", err)
+			}
+		}
+	}
+	for _, bs := range rep.Baselines {
+		for _, x := range bs.Baselines {
+			rec := make([]string, len(CSVHeader))
+			rec[0], rec[1], rec[2], rec[3], rec[4] = rep.Ablation, tbl, x.Name, bs.Profile, bs.Scale
+			rec[7], rec[8], rec[10], rec[14] = x.Task+"_acc", "baseline", num(100*x.Accuracy, true), "non-neural baseline on the same held-out pairs ("+BaselineCommand+")"
+			rec[15], rec[16] = num(100*x.StdErr(), x.N > 0), strconv.Itoa(x.N)
+			if err := cw.Write(rec); err != nil {
+				return fmt.Errorf("table: csv: %w", err)
+			}
+		}
+		if len(bs.Baselines) == 0 {
+			rec := make([]string, len(CSVHeader))
+			rec[0], rec[1], rec[3], rec[4], rec[8], rec[14] = rep.Ablation, tbl, bs.Profile, bs.Scale, "note", bs.Text()
 			if err := cw.Write(rec); err != nil {
 				return fmt.Errorf("table: csv: %w", err)
 			}
@@ -286,6 +310,9 @@ func (rep *Report) writeTeX(w io.Writer) error {
 	b.WriteString("\\hline\n\\end{tabular}\n")
 	fmt.Fprintf(&b, "\\caption{%s (%s). Ours vs the paper.}\n\\end{table}\n", texEscape(rep.Title), texEscape(rep.Ablation))
 	b.WriteString("\\begin{itemize}\n")
+	for _, bs := range rep.Baselines {
+		b.WriteString("\\item " + texEscape(strings.ReplaceAll(bs.Text(), "`", "")) + "\n")
+	}
 	for _, n := range rep.Notes {
 		b.WriteString("\\item " + texEscape(n) + "\n")
 	}

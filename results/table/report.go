@@ -122,6 +122,10 @@ type Report struct {
 	Claims   []ClaimSet
 	Notes    []string
 	Runs     []RunData
+	// Baselines are the non-neural sentence baselines on the held-out pairs
+	// of each scale group (the sentence table, read by Build; FromRuns
+	// leaves it empty).
+	Baselines []BaselineSet
 }
 
 // Options tune Build.
@@ -166,10 +170,16 @@ func Build(s *results.Store, ablation string, opt Options) (*Report, error) {
 		}
 	}
 	rep, err := FromRuns(ablation, runs, opt)
-	if err == nil && note != "" {
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
 		rep.Notes = append(rep.Notes, note)
 	}
-	return rep, err
+	if err := rep.withBaselines(s, exp.File); err != nil {
+		return nil, err
+	}
+	return rep, nil
 }
 
 // FromRuns lays out runs already loaded (Build without the store).

@@ -431,3 +431,102 @@ func TestPlateauState(t *testing.T) {
 		}
 	}
 }
+
+// The sentence table prints the non-neural baselines stored for its runs'
+// data (json_extract(config_json, '$.data') = baselines.data_config_json)
+// in every format, and only those; without any it names the command.
+func TestSentenceBaselines(t *testing.T) {
+	rep, err := Build(fixtureStore(t), "sentence", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Baselines) != 1 || len(rep.Baselines[0].Baselines) != 3 || rep.Baselines[0].Data != fixture.SentenceData {
+		t.Fatalf("baseline sets %+v", rep.Baselines)
+	}
+	// SE: sqrt(p(1−p)/1024) = 1.56, 1.51, 1.55 points.
+	text := "Non-neural baselines on the same held-out pairs (cpu): NSP majority 50.0% ± 1.6 (n=1024), NSP tfidf-cosine 63.3% ± 1.5 (n=1024), SOP logreg-bow 56.2% ± 1.6 (n=1024)"
+	md := render(t, rep, "md")
+	if !strings.Contains(md, text) {
+		t.Errorf("md lacks\n%s\n--- got ---\n%s", text, md)
+	}
+	if strings.Contains(md, "87.5%") {
+		t.Error("md shows a baseline of another data configuration")
+	}
+	if tex := render(t, rep, "tex"); !strings.Contains(tex, texEscape(text)) {
+		t.Errorf("tex lacks the baselines:\n%s", tex)
+	}
+	rows, err := csv.NewReader(strings.NewReader(render(t, rep, "csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows[1:] {
+		if r[8] == "baseline" {
+			got = append(got, strings.Join([]string{r[2], r[3], r[4], r[7], r[10], r[16]}, ","))
+		}
+	}
+	want := []string{"majority,cpu,cpu,nsp_acc,50,1024", "tfidf-cosine,cpu,cpu,nsp_acc,63.28125,1024", "logreg-bow,cpu,cpu,sop_acc,56.25,1024"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("csv baseline records\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Only the sentence table has them.
+	if sharing, err := Build(fixtureStore(t), "sharing", Options{}); err != nil || len(sharing.Baselines) != 0 ||
+		strings.Contains(render(t, sharing, "md"), "baselines") {
+		t.Errorf("sharing table: err %v, baselines %+v", err, sharing.Baselines)
+	}
+
+	// None stored: a note with the command that computes them.
+	rep, err = Build(filled(t, fixture.Runs()), "sentence", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := "No non-neural baselines are stored for the held-out pairs of these runs (cpu): `exp check sentence-baseline --file ablations/sentence.toml --profile cpu` computes them"
+	if md := render(t, rep, "md"); !strings.Contains(md, note) {
+		t.Errorf("md lacks\n%s\n--- got ---\n%s", note, md)
+	}
+	if c := render(t, rep, "csv"); !strings.Contains(c, note) || strings.Contains(c, ",baseline,") {
+		t.Errorf("csv lacks the note or has baseline records:\n%s", c)
+	}
+}
+
+// Runs on two data configurations (here data.seq_len) get one set each;
+// a set without baselines names the command with the --set of its data.
+func TestBaselineSetsPerDataConfig(t *testing.T) {
+	run := func(id int64, obj string, seq float64) RunData {
+		return RunData{Run: results.Run{ID: id, Status: results.StatusDone, Profile: "cpu"},
+			Config: map[string]any{"objective": obj, "data": map[string]any{"corpus": "default", "seq_len": seq}},
+			Scale:  Scale{Reference: "paper", Point: map[string]any{"objective": obj}}}
+	}
+	bs := []results.Baseline{{Task: "nsp", Name: "tfidf-cosine", Accuracy: 0.625, N: 100, DataConfigHash: "h",
+		DataConfigJSON: `{"seq_len": 64, "corpus": "default"}`}} // another key order: the same configuration
+	split := func(sets []BaselineSet) (with, without BaselineSet) {
+		t.Helper()
+		if len(sets) != 2 {
+			t.Fatalf("sets %+v", sets)
+		}
+		for _, s := range sets {
+			if len(s.Baselines) > 0 {
+				with = s
+			} else {
+				without = s
+			}
+		}
+		return with, without
+	}
+	// seq_len varies at one grid point: two scale groups, one data each.
+	with, without := split(baselineSets(ScaleGroups([]RunData{run(1, "nsp", 64), run(2, "sop", 64), run(3, "nsp", 128)}), bs, BaselineCommand))
+	if with.Scale != "cpu data.seq_len=64" || with.Differs != "" ||
+		!strings.Contains(with.Text(), "(cpu data.seq_len=64): NSP tfidf-cosine 62.5% ± 4.8 (n=100)") {
+		t.Errorf("set with baselines: %+v: %s", with, with.Text())
+	}
+	if without.Command != "exp check sentence-baseline --profile cpu --set data.seq_len=128" {
+		t.Errorf("set without: %+v", without)
+	}
+	// seq_len set with the objective: one scale group, two data configurations.
+	with, without = split(baselineSets(ScaleGroups([]RunData{run(1, "nsp", 64), run(2, "sop", 128)}), bs, BaselineCommand))
+	if with.Scale != "cpu" || with.Differs != "seq_len=64" || without.Differs != "seq_len=128" ||
+		!strings.Contains(without.Text(), "(cpu, data seq_len=128): `exp check sentence-baseline --profile cpu --set data.seq_len=128`") {
+		t.Errorf("sets %+v\n%+v\n%s", with, without, without.Text())
+	}
+}
