@@ -1,7 +1,8 @@
 // Package plots draws the paper's figures and our per-ablation charts from
 // the results store only, with gonum.org/v1/plot: v1 Figure 1 (BERT-large
 // vs BERT-xlarge), v6 Figure 1 (layer transitions), Tables 3/4/5/8/11/12 as
-// charts with error bars over seeds, and a learning-curve figure per run.
+// charts with error bars over seeds, and a learning-curve figure per run
+// (with the held-out sentence diagnostics for runs that store them).
 package plots
 
 import (
@@ -42,6 +43,7 @@ type Figure struct {
 	Title  string       // what the figure reproduces
 	Panels []*plot.Plot // left to right
 	Series []int        // number of series (legend entries) per panel
+	Rows   int          // panels are laid out in this many rows, left to right then down; 0 or 1: one row
 }
 
 // Render writes the figure in format (png, svg or pdf).
@@ -49,22 +51,29 @@ func (f *Figure) Render(w io.Writer, format string) error {
 	if len(f.Panels) == 0 {
 		return fmt.Errorf("plots: %s: no panels", f.Name)
 	}
-	width := vg.Length(len(f.Panels)) * 5 * vg.Inch
+	rows := max(f.Rows, 1)
+	cols := (len(f.Panels) + rows - 1) / rows
+	width := vg.Length(cols) * 5 * vg.Inch
 	if len(f.Panels) == 1 {
 		width = 6.5 * vg.Inch // room for a full paper-table title
 	}
-	c, err := draw.NewFormattedCanvas(width, 4*vg.Inch, format)
+	c, err := draw.NewFormattedCanvas(width, vg.Length(rows)*4*vg.Inch, format)
 	if err != nil {
 		return fmt.Errorf("plots: %s: %w", f.Name, err)
 	}
 	dc := draw.New(c)
-	tiles := draw.Tiles{Rows: 1, Cols: len(f.Panels), PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
-	for _, p := range f.Panels {
-		headroom(p)
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Inch / 4, PadY: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
+	grid := make([][]*plot.Plot, rows)
+	for i := range grid {
+		grid[i] = make([]*plot.Plot, cols)
 	}
-	canvases := plot.Align([][]*plot.Plot{f.Panels}, tiles, dc)
 	for i, p := range f.Panels {
-		p.Draw(canvases[0][i])
+		headroom(p)
+		grid[i/cols][i%cols] = p
+	}
+	canvases := plot.Align(grid, tiles, dc)
+	for i, p := range f.Panels {
+		p.Draw(canvases[i/cols][i%cols])
 	}
 	if _, err := c.WriteTo(w); err != nil {
 		return fmt.Errorf("plots: %s: %w", f.Name, err)
@@ -727,40 +736,208 @@ func dropoutFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
 	return f, nil
 }
 
-// RunCurves is one run's learning curves: training losses (left) and
-// held-out accuracies (right). Nil if the run has no curves.
-func RunCurves(s *results.Store, r results.Run) (*Figure, error) {
-	left := newPlot(fmt.Sprintf("run %d: %s — training", r.ID, r.Name), "step", "loss")
-	right := newPlot(fmt.Sprintf("run %d (%s, %s): held-out", r.ID, r.Profile, r.Status), "step", "accuracy (%)")
-	f := &Figure{Name: fmt.Sprintf("runs/run-%04d", r.ID), Title: "learning curves of run " + r.Name, Panels: []*plot.Plot{left, right}, Series: []int{0, 0}}
-	for i, name := range []string{"loss", "mlm_loss", "sentence_loss"} {
-		c, err := s.Curve(r.ID, "train", name)
+// runSeries is one line of a run's figure.
+type runSeries struct {
+	Label  string
+	Metric string // split/name of the curve it draws, e.g. "eval/nsp_auc"
+	XYs    plotter.XYs
+	Ref    bool // a reference level (the unigram plateau, chance): dashed, no points
+}
+
+// runPanel is one panel of a run's figure, before drawing.
+type runPanel struct {
+	Title, X, Y string
+	Series      []runSeries
+}
+
+// sentenceDiagnostics are the held-out sentence metrics the trainer stores
+// beside nsp_acc and sop_acc (train.Evaluate); a run with any of them gets
+// the sentence panels.
+var sentenceDiagnostics = []string{"nsp_auc", "sop_auc", "nsp_majority", "sop_majority", "nsp_loss", "sop_loss",
+	"nsp_acc_pos", "nsp_acc_neg_same", "nsp_acc_neg_other"}
+
+// runPanels is the data of a run's learning-curve figure: training losses
+// (with the held-out sentence losses when stored) and held-out accuracy
+// (MLM, with the unigram plateau mlm_plateau dashed when stored) always;
+// for runs with sentence diagnostics, held-out NSP/SOP accuracy, ROC AUC
+// and majority-class fraction, and NSP accuracy by pair type. Accuracies,
+// AUCs and fractions stored as fractions are drawn in %.
+func runPanels(s *results.Store, r results.Run) ([]runPanel, error) {
+	curves := map[string][]results.Point{}
+	get := func(split, name string) ([]results.Point, error) {
+		k := split + "/" + name
+		if c, ok := curves[k]; ok {
+			return c, nil
+		}
+		var c []results.Point
+		var err error
+		if split == "eval" {
+			c, err = evalCurve(s, r.ID, name)
+		} else {
+			c, err = s.Curve(r.ID, split, name)
+		}
+		curves[k] = c
+		return c, err
+	}
+	// add appends the curves of names to p, all in one unit: % when every
+	// value is a fraction and pct is set.
+	add := func(p *runPanel, split string, pct bool, names []string, labels []string) error {
+		var vals []float64
+		for _, n := range names {
+			c, err := get(split, n)
+			if err != nil {
+				return err
+			}
+			for _, pt := range c {
+				vals = append(vals, pt.Value)
+			}
+		}
+		scale := 1.0
+		if pct {
+			scale = pctScale(vals...)
+		}
+		for i, n := range names {
+			if pts := xys(curves[split+"/"+n], scale); len(pts) > 0 {
+				p.Series = append(p.Series, runSeries{Label: labels[i], Metric: split + "/" + n, XYs: pts})
+			}
+		}
+		return nil
+	}
+	diag := false
+	for _, n := range sentenceDiagnostics {
+		c, err := get("eval", n)
 		if err != nil {
 			return nil, err
 		}
-		if ok, err := addLine(left, i, "train "+name, xys(c, 1)); err != nil {
-			return nil, err
-		} else if ok {
-			f.Series[0]++
-		}
+		diag = diag || len(c) > 0
 	}
-	for i, name := range []string{"mlm_acc", "nsp_acc", "sop_acc"} {
-		c, err := evalCurve(s, r.ID, name)
+
+	losses := runPanel{Title: fmt.Sprintf("run %d: %s — training", r.ID, r.Name), X: "step", Y: "loss"}
+	if err := add(&losses, "train", false, []string{"loss", "mlm_loss", "sentence_loss"},
+		[]string{"train loss", "train mlm_loss", "train sentence_loss"}); err != nil {
+		return nil, err
+	}
+	if err := add(&losses, "eval", false, []string{"nsp_loss", "sop_loss"}, []string{"held-out nsp_loss", "held-out sop_loss"}); err != nil {
+		return nil, err
+	}
+	if diag {
+		losses.Title = fmt.Sprintf("run %d: %s — losses", r.ID, r.Name)
+	}
+
+	acc := runPanel{Title: fmt.Sprintf("run %d (%s, %s): held-out", r.ID, r.Profile, r.Status), X: "step", Y: "accuracy (%)"}
+	accNames := []string{"mlm_acc", "nsp_acc", "sop_acc"}
+	if diag { // NSP and SOP accuracy go to the sentence panel
+		accNames = accNames[:1]
+		acc.Title = fmt.Sprintf("run %d (%s, %s): held-out MLM", r.ID, r.Profile, r.Status)
+	}
+	for _, n := range accNames {
+		c, err := get("eval", n)
 		if err != nil {
 			return nil, err
 		}
 		var vals []float64
-		for _, p := range c {
-			vals = append(vals, p.Value)
+		for _, pt := range c {
+			vals = append(vals, pt.Value)
 		}
-		if ok, err := addLine(right, i, "held-out "+name, xys(c, pctScale(vals...))); err != nil {
+		if pts := xys(c, pctScale(vals...)); len(pts) > 0 {
+			acc.Series = append(acc.Series, runSeries{Label: "held-out " + n, Metric: "eval/" + n, XYs: pts})
+		}
+		if n != "mlm_acc" {
+			continue
+		}
+		// The unigram plateau, in the accuracy's unit.
+		pl, err := get("eval", "mlm_plateau")
+		if err != nil {
 			return nil, err
-		} else if ok {
-			f.Series[1]++
+		}
+		for _, pt := range pl {
+			vals = append(vals, pt.Value)
+		}
+		if pts := xys(pl, pctScale(vals...)); len(pts) > 0 && len(c) > 0 {
+			acc.Series = append(acc.Series, runSeries{Label: "unigram plateau (mlm_plateau)", Metric: "eval/mlm_plateau", XYs: pts, Ref: true})
 		}
 	}
-	if f.Series[0]+f.Series[1] == 0 {
+	panels := []runPanel{losses, acc}
+	if !diag {
+		return panels, nil
+	}
+
+	sent := runPanel{Title: fmt.Sprintf("run %d: held-out sentence pairs", r.ID), X: "step", Y: "accuracy, AUC, majority class (%)"}
+	if err := add(&sent, "eval", true, []string{"nsp_acc", "sop_acc", "nsp_auc", "sop_auc", "nsp_majority", "sop_majority"},
+		[]string{"NSP accuracy", "SOP accuracy", "NSP ROC AUC", "SOP ROC AUC", "NSP majority-class fraction", "SOP majority-class fraction"}); err != nil {
+		return nil, err
+	}
+	if len(sent.Series) > 0 {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, sr := range sent.Series {
+			for _, pt := range sr.XYs {
+				lo, hi = math.Min(lo, pt.X), math.Max(hi, pt.X)
+			}
+		}
+		// Every series is in % (fractions scaled, or stored in %): chance is 50.
+		sent.Series = append(sent.Series, runSeries{Label: "chance (50%)", XYs: plotter.XYs{{X: lo, Y: 50}, {X: hi, Y: 50}}, Ref: true})
+		panels = append(panels, sent)
+	}
+	kinds := runPanel{Title: fmt.Sprintf("run %d: held-out NSP accuracy by pair", r.ID), X: "step", Y: "NSP accuracy (%)"}
+	if err := add(&kinds, "eval", true, []string{"nsp_acc_pos", "nsp_acc_neg_same", "nsp_acc_neg_other"},
+		[]string{"true next segment", "random segment, same source", "random segment, other source"}); err != nil {
+		return nil, err
+	}
+	if len(kinds.Series) > 0 {
+		panels = append(panels, kinds)
+	}
+	return panels, nil
+}
+
+// RunCurves is one run's learning curves: losses, held-out accuracy with
+// the unigram plateau, and for runs that store them the held-out sentence
+// diagnostics (runPanels). Nil if the run has no curves.
+func RunCurves(s *results.Store, r results.Run) (*Figure, error) {
+	data, err := runPanels(s, r)
+	if err != nil {
+		return nil, err
+	}
+	f := &Figure{Name: fmt.Sprintf("runs/run-%04d", r.ID), Title: "learning curves of run " + r.Name}
+	drawn := 0
+	for _, pd := range data {
+		p := newPlot(pd.Title, pd.X, pd.Y)
+		n, i := 0, 0
+		for _, sr := range pd.Series {
+			if sr.Ref {
+				if err := addRef(p, sr.Label, sr.XYs); err != nil {
+					return nil, err
+				}
+				n++
+				continue
+			}
+			if ok, err := addLine(p, i, sr.Label, sr.XYs); err != nil {
+				return nil, err
+			} else if ok {
+				n++
+				drawn++
+			}
+			i++
+		}
+		f.Panels, f.Series = append(f.Panels, p), append(f.Series, n)
+	}
+	if drawn == 0 {
 		return nil, nil
 	}
+	if len(f.Panels) > 3 {
+		f.Rows = 2
+	}
 	return f, nil
+}
+
+// addRef draws a reference level: a grey dashed line without points.
+func addRef(p *plot.Plot, label string, pts plotter.XYs) error {
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return fmt.Errorf("plots: %s: %w", label, err)
+	}
+	l.Color = color.Gray{Y: 96}
+	l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	p.Add(l)
+	p.Legend.Add(label, l)
+	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -46,11 +48,14 @@ func TestBuildSeries(t *testing.T) {
 		t.Errorf("skipped %v", skipped)
 	}
 	got := map[string][]int{}
-	runs := 0
+	runs, sentence := 0, 0
 	for _, f := range figs {
 		if strings.HasPrefix(f.Name, "runs/") {
 			runs++
-			if len(f.Panels) != 2 {
+			// NSP- and SOP-trained runs store sentence diagnostics: two more panels.
+			if n := len(f.Panels); n == 4 {
+				sentence++
+			} else if n != 2 {
 				t.Errorf("%s: %d panels", f.Name, len(f.Panels))
 			}
 			continue
@@ -67,6 +72,101 @@ func TestBuildSeries(t *testing.T) {
 	}
 	if runs != 10 { // 6 sentence + 2 xlarge + 2 dropout runs have curves
 		t.Errorf("%d learning-curve figures, want 10", runs)
+	}
+	if sentence != 4 {
+		t.Errorf("%d learning-curve figures with sentence panels, want 4 (NSP and SOP, two seeds each)", sentence)
+	}
+}
+
+// runByName is the fixture run of that name.
+func runByName(t *testing.T, s *results.Store, name string) results.Run {
+	t.Helper()
+	all, err := s.Runs(results.RunFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no run %q", name)
+	return results.Run{}
+}
+
+// panelSeries maps each series of a run's panels to its last point's y, by
+// "panel index/metric" (reference levels by "panel index/label").
+func panelSeries(panels []runPanel) map[string]float64 {
+	out := map[string]float64{}
+	for i, p := range panels {
+		for _, sr := range p.Series {
+			k := sr.Metric
+			if sr.Ref && k == "" {
+				k = sr.Label
+			}
+			out[strconv.Itoa(i)+"/"+k] = sr.XYs[len(sr.XYs)-1].Y
+		}
+	}
+	return out
+}
+
+// A run that stores the held-out sentence diagnostics gets them in its
+// figure: NSP/SOP accuracy, AUC and majority fraction, NSP accuracy by pair
+// type, the held-out sentence losses, and the unigram plateau beside MLM
+// accuracy; a run without them keeps the two panels it had.
+func TestRunCurvesSentenceDiagnostics(t *testing.T) {
+	s := fixtureStore(t)
+	panels, err := runPanels(s, runByName(t, s, "objective=nsp seed=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(panels) != 4 {
+		t.Fatalf("%d panels: %+v", len(panels), panels)
+	}
+	got := panelSeries(panels)
+	// The fixture's NSP run, seed 1: final NSP 0.875, SOP 0.5, AUC +0.0625,
+	// majority 0.625 / 0.5625, pairs by type 0.875 / 0.75 / 0.9375.
+	want := map[string]float64{
+		"0/train/loss": 5.25, "0/eval/nsp_loss": 0.5, "0/eval/sop_loss": 0.625,
+		"1/eval/mlm_acc": 25, "1/eval/mlm_plateau": 7.05,
+		"2/eval/nsp_acc": 87.5, "2/eval/sop_acc": 50, "2/eval/nsp_auc": 93.75, "2/eval/sop_auc": 56.25,
+		"2/eval/nsp_majority": 62.5, "2/eval/sop_majority": 56.25, "2/chance (50%)": 50,
+		"3/eval/nsp_acc_pos": 87.5, "3/eval/nsp_acc_neg_same": 75, "3/eval/nsp_acc_neg_other": 93.75,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || math.Abs(g-v) > 1e-9 {
+			t.Errorf("%s: %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if len(got) != len(want)+1 { // and train mlm_loss
+		t.Errorf("series %v", got)
+	}
+	for _, sr := range panels[1].Series {
+		if sr.Metric == "eval/mlm_plateau" && !sr.Ref {
+			t.Error("the plateau is not drawn as a reference line")
+		}
+	}
+	f, err := RunCurves(s, runByName(t, s, "objective=nsp seed=1"))
+	if err != nil || f == nil || f.Rows != 2 || !slices.Equal(f.Series, []int{4, 2, 7, 3}) {
+		t.Errorf("figure: %v, %+v", err, f)
+	}
+
+	// Objective none: no sentence head, no sentence panels; the plateau stays.
+	panels, err = runPanels(s, runByName(t, s, "objective=none seed=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = panelSeries(panels)
+	if len(panels) != 2 || math.Abs(got["1/eval/mlm_plateau"]-7.05) > 1e-9 || len(got) != 4 {
+		t.Errorf("objective none: %d panels, series %v", len(panels), got)
+	}
+	// A run without diagnostics or plateau: the two panels as before.
+	panels, err = runPanels(s, runByName(t, s, "H=1024 seed=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got = panelSeries(panels); len(panels) != 2 || len(got) != 3 || got["1/eval/mlm_acc"] != 50 {
+		t.Errorf("xlarge run: %d panels, series %v", len(panels), got)
 	}
 }
 

@@ -19,7 +19,9 @@ func init() {
 --out: v1-figure1-xlarge (BERT-large vs BERT-xlarge: training loss, held-out MLM accuracy),
 v6-figure1-transitions (L2 distance and cosine angle per layer), v6-table3-embedding, v6-table4-sharing,
 v6-table5-sentence, v6-table11-depth, v6-table12-width, v6-figure2b-dropout, and runs/run-NNNN (learning
-curves of each run). Figures whose experiment has no runs are skipped with a note.`,
+curves of each run: losses, held-out MLM accuracy with the unigram plateau dashed, and for runs that store
+them the held-out sentence diagnostics: NSP/SOP accuracy, ROC AUC and majority-class fraction, NSP accuracy
+by pair type, held-out sentence losses). Figures whose experiment has no runs are skipped with a note.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := openExisting(dbPath)
