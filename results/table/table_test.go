@@ -2,9 +2,12 @@ package table
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/csv"
 	"errors"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -528,5 +531,70 @@ func TestBaselineSetsPerDataConfig(t *testing.T) {
 	if with.Scale != "cpu" || with.Differs != "seq_len=64" || without.Differs != "seq_len=128" ||
 		!strings.Contains(without.Text(), "(cpu, data seq_len=128): `exp check sentence-baseline --profile cpu --set data.seq_len=128`") {
 		t.Errorf("sets %+v\n%+v\n%s", with, without, without.Text())
+	}
+}
+
+// The baselines example of docs/SCHEMA.md matches baselines to runs as this
+// package does: on the fixture, each done sentence run's NSP accuracy meets
+// the two NSP baselines of its data, its SOP accuracy the one SOP baseline,
+// and the baseline of other data never.
+func TestSchemaDocBaselineQuery(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/SCHEMA.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q string
+	for _, b := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
+		if strings.Contains(b[1], "JOIN baselines") {
+			q = b[1]
+		}
+	}
+	if q == "" {
+		t.Fatal("no sql block of SCHEMA.md joins baselines")
+	}
+	path := filepath.Join(t.TempDir(), "exp.db")
+	s, err := fixture.Build(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	count := map[string]int{}
+	for rows.Next() {
+		var baseline, metric, run sql.NullString
+		var pct, runPct sql.NullFloat64
+		var pairs sql.NullInt64
+		var id int64
+		var obj any
+		if err := rows.Scan(&baseline, &pct, &pairs, &id, &run, &metric, &obj, &runPct); err != nil {
+			t.Fatal(err)
+		}
+		count[metric.String+" "+baseline.String]++
+		if baseline.String == "tfidf-cosine" && pct.Float64 != 63.3 {
+			t.Errorf("%s: tfidf-cosine at %v%%: a baseline of other data", run.String, pct.Float64)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 6 done sentence runs.
+	want := map[string]int{"nsp_acc majority": 6, "nsp_acc tfidf-cosine": 6, "sop_acc logreg-bow": 6}
+	if len(count) != len(want) {
+		t.Errorf("rows %v, want %v", count, want)
+	}
+	for k, n := range want {
+		if count[k] != n {
+			t.Errorf("rows %v, want %v", count, want)
+			break
+		}
 	}
 }
