@@ -46,7 +46,7 @@ func TestSchemaDocQueries(t *testing.T) {
 	}
 	w := s.NewMetricWriter(done)
 	for step := 0; step <= 100; step += 10 {
-		w.Add(step, "heldout", "mlm_acc", float64(step)/200)
+		w.Add(step, "eval", "mlm_acc", float64(step)/200)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
