@@ -518,6 +518,16 @@ func paperValues(runs []table.RunData, axis string) []float64 {
 	return out
 }
 
+// mlmAlong is the MLM accuracy sample at each paper value of axis.
+func mlmAlong(runs []table.RunData, axis string, scale float64) ([]float64, []table.Sample) {
+	xs := paperValues(runs, axis)
+	ss := make([]table.Sample, 0, len(xs))
+	for _, x := range xs {
+		ss = append(ss, accSample(atAxis(runs, axis, x), "mlm_acc", scale))
+	}
+	return xs, ss
+}
+
 func atAxis(runs []table.RunData, axis string, x float64) []table.RunData {
 	return filter(runs, map[string]any{axis: x})
 }
@@ -532,11 +542,7 @@ func embeddingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 	for _, grp := range gs {
 		for _, sh := range []struct{ key, label string }{{"all", "all-shared (ALBERT)"}, {"none", "not-shared (BERT)"}} {
 			g := filter(grp.Runs, map[string]any{"model.sharing": sh.key})
-			xs := paperValues(g, "model.embedding_size")
-			var ss []table.Sample
-			for _, x := range xs {
-				ss = append(ss, accSample(atAxis(g, "model.embedding_size", x), "mlm_acc", sc))
-			}
+			xs, ss := mlmAlong(g, "model.embedding_size", sc)
 			ok, err := addMeanErr(p, f.Series[0], sh.label+groupSuffix(grp, len(gs)), xs, ss)
 			if err != nil {
 				return nil, err
@@ -558,11 +564,7 @@ func axisFigure(runs []table.RunData, name, axis, xlabel, title string) (*Figure
 	p := newPlot(titled(title, gs), xlabel, "MLM accuracy (%)")
 	f := &Figure{Name: name, Title: title, Panels: []*plot.Plot{p}, Series: []int{0}}
 	for _, g := range gs {
-		xs := paperValues(g.Runs, axis)
-		var ss []table.Sample
-		for _, x := range xs {
-			ss = append(ss, accSample(atAxis(g.Runs, axis, x), "mlm_acc", sc))
-		}
+		xs, ss := mlmAlong(g.Runs, axis, sc)
 		ok, err := addMeanErr(p, f.Series[0], "ALBERT (ours, mean ± std over seeds)"+groupSuffix(g, len(gs)), xs, ss)
 		if err != nil {
 			return nil, err
