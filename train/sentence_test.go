@@ -1,8 +1,10 @@
 package train
 
 import (
+	"maps"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -54,12 +56,12 @@ func TestSentenceHeadOverfits(t *testing.T) {
 
 			watched := map[string][]float64{}
 			for _, p := range m.Params {
-				if isHeadParam(p.Name) {
+				if strings.HasPrefix(p.Name, "pooler/") || strings.HasPrefix(p.Name, "sentence/") {
 					watched[p.Name] = p.Tensor.Float64Values()
 				}
 			}
 			if len(watched) != 4 {
-				t.Fatalf("pooler and sentence head parameters: %v", slices.Sorted(mapKeys(watched)))
+				t.Fatalf("pooler and sentence head parameters: %v", slices.Sorted(maps.Keys(watched)))
 			}
 			if g := sentenceGradToEncoder(t, m, pairs[0]); g == 0 {
 				t.Fatal("the sentence loss has no gradient in the encoder: the head is detached")
@@ -88,25 +90,6 @@ func TestSentenceHeadOverfits(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func isHeadParam(name string) bool {
-	for _, prefix := range []string{"pooler/", "sentence/"} {
-		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
-			return true
-		}
-	}
-	return false
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
