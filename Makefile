@@ -48,8 +48,11 @@ corpus: build
 build: torch
 	@$(GO) build -o $(EXP) ./cmd/exp
 
+# Two one-thread runs at a time use 2 cores better than one two-thread run.
+JOBS ?= $(shell nproc)
+
 run: setup build
-	$(EXP) run ablations/sharing.toml --db $(DB)
+	$(EXP) run ablations/sharing.toml --db $(DB) --jobs $(JOBS)
 	$(EXP) table sharing --db $(DB)
 
 test: setup

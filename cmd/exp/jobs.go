@@ -19,10 +19,11 @@ const workerEnv = "EXP_RUN_WORKER"
 
 // runWorkers is `exp run --jobs N` on the CPU: N copies of this command,
 // each with cores/N libtorch threads (ALBERT_THREADS), that claim runs from
-// the same database as separate `exp run`s on a cluster would. Small models
-// use two cores far better as two one-thread runs than as one two-thread run
-// (measured: see README). Each worker's lines are prefixed "[wK]". It
-// returns an error if any worker failed.
+// the same database as separate `exp run`s on a cluster would. On the CPU
+// profile's small models two one-thread runs train about as many tokens/s
+// together as one two-thread run, and each overlaps the other's
+// single-threaded parts (evals, batching, checkpoints). Each worker's lines
+// are prefixed "[wK]". It returns an error if any worker failed.
 func runWorkers(out io.Writer, n int, args []string) error {
 	self, err := os.Executable()
 	if err != nil {
