@@ -446,13 +446,13 @@ func TestRunFilesDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"sharing (../ablations/sharing.toml) — profile cpu: 8 runs", "E=32 sharing=ffn seed=1", "690,432", "scale vs paper"} {
+	for _, want := range []string{"sharing (../ablations/sharing.toml) — profile cpu: 24 runs", "E=32 sharing=ffn seed=3", "690,432", "scale vs paper"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, s)
 		}
 	}
-	if n := strings.Count(s, " cpu "); n != 8 {
-		t.Errorf("%d run lines, want 8:\n%s", n, s)
+	if n := strings.Count(s, " cpu "); n != 24 {
+		t.Errorf("%d run lines, want 24 (8 configurations x 3 seeds):\n%s", n, s)
 	}
 	if _, err := os.Stat(filepath.Dir(db)); !os.IsNotExist(err) {
 		t.Error("--dry-run touched the database directory")

@@ -27,7 +27,8 @@ func mustPlan(t *testing.T, f *File, profile string, sets ...string) *Plan {
 }
 
 // The paper profile of every ablation file reproduces the table's models:
-// run count and exact parameter counts in the table's row order.
+// run count (3 seeds, the verdict rule's minimum) and exact parameter counts
+// in the table's row order, seed by seed.
 func TestAblationPlans(t *testing.T) {
 	cases := []struct {
 		file   string
@@ -53,12 +54,13 @@ func TestAblationPlans(t *testing.T) {
 				t.Errorf("default_profile %q, paper_table %q, name %q", f.DefaultProfile, f.PaperTable, f.Name)
 			}
 			paper := mustPlan(t, f, "paper")
-			if len(paper.Runs) != len(c.params) || paper.Duplicates != 0 {
-				t.Fatalf("paper: %d runs (+%d duplicates), want %d", len(paper.Runs), paper.Duplicates, len(c.params))
+			const seeds = 3
+			if len(paper.Runs) != seeds*len(c.params) || paper.Duplicates != 0 {
+				t.Fatalf("paper: %d runs (+%d duplicates), want %d", len(paper.Runs), paper.Duplicates, seeds*len(c.params))
 			}
 			for i, r := range paper.Runs {
-				if got := r.Params(); got != c.params[i] {
-					t.Errorf("paper run %d (%s): %d params, want %d", i, r.Label, got, c.params[i])
+				if want := c.params[i%len(c.params)]; r.Params() != want || r.Seed != int64(1+i/len(c.params)) {
+					t.Errorf("paper run %d (%s): %d params, seed %d, want %d params, seed %d", i, r.Label, r.Params(), r.Seed, want, 1+i/len(c.params))
 				}
 				wantSteps := 125_000
 				if c.file == "dropout" {
@@ -74,11 +76,11 @@ func TestAblationPlans(t *testing.T) {
 				}
 			}
 			cpu := mustPlan(t, f, "") // the default profile
-			if cpu.Profile != "cpu" || len(cpu.Runs) != len(c.params) {
-				t.Fatalf("default profile %q: %d runs, want cpu with %d", cpu.Profile, len(cpu.Runs), len(c.params))
+			if cpu.Profile != "cpu" || len(cpu.Runs) != seeds*len(c.params) {
+				t.Fatalf("default profile %q: %d runs, want cpu with %d", cpu.Profile, len(cpu.Runs), seeds*len(c.params))
 			}
 			for i, r := range cpu.Runs {
-				if r.Model.VocabSize != 8000 || r.Data.VocabSize != 8000 || r.Model.HiddenSize > 384 || r.Train.Steps > 1000 {
+				if r.Model.VocabSize != 8000 || r.Data.VocabSize != 8000 || r.Model.HiddenSize > 384 || r.Train.Steps > 2000 {
 					t.Errorf("cpu run %d (%s) is not CPU-sized: V %d/%d H %d steps %d", i, r.Label,
 						r.Model.VocabSize, r.Data.VocabSize, r.Model.HiddenSize, r.Train.Steps)
 				}
@@ -97,7 +99,7 @@ func TestAblationPlans(t *testing.T) {
 	}
 }
 
-// Every CPU profile fits the budget of sharing.toml (8 runs in 10 minutes),
+// Every CPU profile fits the budget of sharing.toml (24 runs in 40 minutes),
 // by the FLOP estimate: the cost of any file is at most 1.25x sharing's.
 func TestCPUBudget(t *testing.T) {
 	total := func(name string) float64 {
@@ -134,7 +136,12 @@ func TestSharedConfigsHashEqual(t *testing.T) {
 			{emb["sharing=all E="+small+" seed=1"], sh["E="+small+" sharing=all seed=1"]},
 			{emb["sharing=none E="+big+" seed=1"], sh["E="+big+" sharing=none seed=1"]},
 			{emb["sharing=all E="+big+" seed=1"], sh["E="+big+" sharing=all seed=1"]},
-			{sh["E="+small+" sharing=all seed=1"], sen["objective=sop seed=1"]},
+		}
+		// Table 5's SOP row is Table 4's ALBERT-base row, except on the CPU,
+		// where sentence.toml trains E = H for longer (its heads stay at
+		// chance at E = 32).
+		if prof == "paper" {
+			pairs = append(pairs, [2]string{sh["E="+small+" sharing=all seed=1"], sen["objective=sop seed=1"]})
 		}
 		for i, p := range pairs {
 			if p[0] == "" || p[0] != p[1] {
@@ -218,7 +225,7 @@ func TestGridZipRepeats(t *testing.T) {
 
 func TestSetOverrides(t *testing.T) {
 	f := loadAblation(t, "sharing")
-	p := mustPlan(t, f, "cpu", "train.steps=50", "train.lr=1e-3", "model.num_layers=2", "data.corpus=/tmp/c.txt", "train.optimizer=adamw", "data.sop_random_negatives=true")
+	p := mustPlan(t, f, "cpu", "train.steps=50", "train.warmup_steps=5", "train.lr=1e-3", "model.num_layers=2", "data.corpus=/tmp/c.txt", "train.optimizer=adamw", "data.sop_random_negatives=true")
 	r := p.Runs[0]
 	if r.Train.Steps != 50 || r.Train.LR != 1e-3 || r.Model.NumLayers != 2 || r.Data.Corpus != "/tmp/c.txt" ||
 		r.Train.Optimizer != "adamw" || !r.Data.SOPRandomNegatives {
@@ -238,7 +245,7 @@ func TestSetOverrides(t *testing.T) {
 		{"model.num_heads=3", "num_heads = 3 does not divide hidden_size = 128"},
 		{"data.vocab_size=100", "differs from model.vocab_size"},
 		{"model.sentence_head=false", "cannot be set"},
-		{"train.warmup_steps=600", "warmup_steps"},
+		{"train.warmup_steps=900", "warmup_steps"},
 		{"seeds=a", "seeds"},
 	}
 	for _, b := range bad {

@@ -70,7 +70,7 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&profile, "profile", "", "profile to run (default: the file's default_profile, else cpu)")
-	fl.StringArrayVar(&sets, "set", nil, "override `key=value` after the profile, typed and checked like the file (repeatable), e.g. train.steps=50")
+	fl.StringArrayVar(&sets, "set", nil, "override `key=value` after the profile, typed and checked like the file (repeatable), e.g. train.steps=400")
 	fl.StringVar(&db, "db", experiments.DefaultDB, "results database")
 	fl.StringVar(&runsDir, "runs-dir", experiments.DefaultRunsDir, "checkpoints, one folder per run (config hash)")
 	fl.BoolVar(&dryRun, "dry-run", false, "list the runs (label, hash, parameters, estimated cost) without touching the database")
