@@ -39,9 +39,18 @@ func (l Lost) String() string {
 
 // lostText is e.g. "1 diverged at step 812, 1 failed at step 30".
 func lostText(ls []Lost) string {
-	var parts []string
+	var order []string
+	count := map[string]int{}
 	for _, l := range ls {
-		parts = append(parts, "1 "+l.String())
+		k := l.String()
+		if count[k] == 0 {
+			order = append(order, k)
+		}
+		count[k]++
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%d %s", count[k], k)
 	}
 	return strings.Join(parts, ", ")
 }

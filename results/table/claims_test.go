@@ -325,3 +325,12 @@ func TestDepthWidthDropoutClaims(t *testing.T) {
 	wantVerdicts(t, "dropout one seed (was held)", DropoutClaims(S(40), S(41)), Inconclusive)
 	wantVerdicts(t, "dropout none", DropoutClaims(S(), S(41)), NotEnough)
 }
+
+// Lost runs with the same status are counted together; each diverged step
+// stays its own entry.
+func TestLostTextCounts(t *testing.T) {
+	ls := []Lost{{Status: results.StatusPending}, {Status: results.StatusRunning}, {Status: results.StatusPending}}
+	if got, want := lostText(ls), "2 pending, 1 running"; got != want {
+		t.Errorf("lostText = %q, want %q", got, want)
+	}
+}
