@@ -120,9 +120,12 @@ func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
 	backend.NoGrad(func() {
 		neg := ts.FloatScalar(-lr)
 		defer neg.MustDrop()
-		mcS, vcS := ts.FloatScalar(mc), ts.FloatScalar(vc)
-		defer mcS.MustDrop()
-		defer vcS.MustDrop()
+		var mcS, vcS *ts.Scalar
+		if o.BiasCorr {
+			mcS, vcS = ts.FloatScalar(mc), ts.FloatScalar(vc)
+			defer mcS.MustDrop()
+			defer vcS.MustDrop()
+		}
 		negLR := s.T(o.one.MustMulScalar(neg, false)) // [1]: -lr as a tensor, for addcmul_
 		// Each parameter's temporaries go before the next one's: at most one
 		// parameter-sized set alive (holding them all to the end of the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -48,17 +49,17 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 			if jobs < 1 {
 				return fmt.Errorf("--jobs %d: want at least 1", jobs)
 			}
-			if jobs > 1 && !dryRun && os.Getenv(workerEnv) == "" {
-				if device != "cpu" && device != "auto" || cudaDeviceCount != nil && cudaDeviceCount() > 0 && device == "auto" {
-					return fmt.Errorf("--jobs is for CPU runs (--device cpu); CUDA runs take one device each")
-				}
-				return runWorkers(cmd.OutOrStdout(), jobs, os.Args[1:])
-			}
 			var devices []string
 			if !dryRun {
 				if devices, err = experiments.ParseDevices(device, cudaDeviceCount); err != nil {
 					return err
 				}
+			}
+			if jobs > 1 && !dryRun && os.Getenv(workerEnv) == "" {
+				if slices.ContainsFunc(devices, func(d string) bool { return d != "cpu" }) {
+					return fmt.Errorf("--jobs is for CPU runs (--device cpu); CUDA runs take one device each")
+				}
+				return runWorkers(cmd.OutOrStdout(), jobs, os.Args[1:])
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
