@@ -27,7 +27,7 @@ const (
 	FormatRACE  = "RACE"
 )
 
-var binary = []string{"0", "1"}
+var binaryLabels = []string{"0", "1"}
 var nliTwo = []string{"entailment", "not_entailment"}
 var options = []string{"A", "B", "C", "D"}
 
@@ -47,14 +47,14 @@ func glue(name string, labels []string, metrics []string, paper map[string]strin
 // catalog holds every task, official ones first, in a fixed order.
 var catalog = []Task{
 	glue(MNLI, []string{"contradiction", "entailment", "neutral"}, []string{MetricAccuracy}, map[string]string{MetricAccuracy: "mnli"}),
-	glue(MRPC, binary, []string{MetricF1, MetricAccuracy}, nil),
-	glue(CoLA, binary, []string{MetricMCC, MetricAccuracy}, nil),
-	glue(SST2, binary, []string{MetricAccuracy}, map[string]string{MetricAccuracy: "sst2"}),
+	glue(MRPC, binaryLabels, []string{MetricF1, MetricAccuracy}, nil),
+	glue(CoLA, binaryLabels, []string{MetricMCC, MetricAccuracy}, nil),
+	glue(SST2, binaryLabels, []string{MetricAccuracy}, map[string]string{MetricAccuracy: "sst2"}),
 	glue(STSB, nil, []string{MetricPearson, MetricSpearman}, nil),
-	glue(QQP, binary, []string{MetricF1, MetricAccuracy}, nil),
+	glue(QQP, binaryLabels, []string{MetricF1, MetricAccuracy}, nil),
 	glue(QNLI, nliTwo, []string{MetricAccuracy}, nil),
 	glue(RTE, nliTwo, []string{MetricAccuracy}, nil),
-	glue(WNLI, binary, []string{MetricAccuracy}, nil),
+	glue(WNLI, binaryLabels, []string{MetricAccuracy}, nil),
 	{Name: SQuAD11, Kind: Span, Metric: MetricF1, Metrics: []string{MetricF1, MetricEM},
 		PaperColumns: map[string]string{MetricF1: "squad11_f1", MetricEM: "squad11_em"},
 		Dir:          "squad", Format: FormatSQuAD, TrainSplit: Train, EvalSplits: []Split{Dev}, Choices: 1, SQuADVersion: 1},
@@ -66,10 +66,10 @@ var catalog = []Task{
 		PaperColumns: map[string]string{MetricAccuracy: "race"},
 		Dir:          "RACE", Format: FormatRACE, TrainSplit: Train, EvalSplits: []Split{Dev, Test}, Choices: 4},
 
-	{Name: StandInReviews, Kind: Classification, Labels: binary, Metric: MetricAccuracy,
+	{Name: StandInReviews, Kind: Classification, Labels: binaryLabels, Metric: MetricAccuracy,
 		Metrics: []string{MetricAccuracy, MetricF1}, StandIn: true,
 		Dir: "standin/reviews", Format: SST2, TrainSplit: Train, EvalSplits: []Split{Dev}, Choices: 1},
-	{Name: StandInSpam, Kind: Classification, Labels: binary, Metric: MetricAccuracy,
+	{Name: StandInSpam, Kind: Classification, Labels: binaryLabels, Metric: MetricAccuracy,
 		Metrics: []string{MetricAccuracy, MetricF1}, StandIn: true,
 		Dir: "standin/spam", Format: SST2, TrainSplit: Train, EvalSplits: []Split{Dev}, Choices: 1},
 	{Name: StandInCloze, Kind: MultipleChoice, Labels: options, Metric: MetricAccuracy,
