@@ -1,7 +1,9 @@
 package results
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"time"
 )
@@ -139,15 +141,39 @@ CREATE TABLE baselines (
 // transaction, so two processes opening a fresh file at once do not both
 // apply a migration. schema_migrations is the record; PRAGMA user_version
 // mirrors it for sqlite3 users.
-func migrate(db *sql.DB, ms []migration, now func() time.Time) error {
+//
+// Migrations run on one connection with foreign keys off, as SQLite's
+// procedure for rebuilding a table requires (a migration that rebuilds runs,
+// which every other table references: with foreign keys on, DROP TABLE runs
+// would cascade to their rows). PRAGMA foreign_key_check must find nothing
+// before each migration commits, and the connection gets foreign keys back
+// before it returns to the pool.
+func migrate(db *sql.DB, ms []migration, now func() time.Time) (err error) {
 	for i, m := range ms {
 		if m.Version != i+1 {
 			return fmt.Errorf("migration %d has version %d (migrations must be numbered 1, 2, …)", i+1, m.Version)
 		}
 	}
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if _, ferr := conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`); ferr != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // never pool a connection without foreign keys
+			if err == nil {
+				err = fmt.Errorf("migrate: foreign keys back on: %w", ferr)
+			}
+		}
+	}()
 	latest := len(ms)
 	for {
-		applied, err := migrateOne(db, ms, now)
+		applied, err := migrateOne(conn, ms, now)
 		if err != nil {
 			return err
 		}
@@ -159,8 +185,8 @@ func migrate(db *sql.DB, ms []migration, now func() time.Time) error {
 
 // migrateOne applies the next pending migration, if any, and returns the
 // version it applied (0 when the schema was already current).
-func migrateOne(db *sql.DB, ms []migration, now func() time.Time) (int, error) {
-	tx, err := db.Begin()
+func migrateOne(conn *sql.Conn, ms []migration, now func() time.Time) (int, error) {
+	tx, err := conn.BeginTx(context.Background(), nil)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
@@ -185,6 +211,11 @@ func migrateOne(db *sql.DB, ms []migration, now func() time.Time) (int, error) {
 	if _, err := tx.Exec(m.SQL); err != nil {
 		return 0, fmt.Errorf("migrate to version %d (%s): %w", m.Version, m.Description, err)
 	}
+	if bad, err := foreignKeyProblems(tx); err != nil {
+		return 0, fmt.Errorf("migrate to version %d: foreign key check: %w", m.Version, err)
+	} else if bad != "" {
+		return 0, fmt.Errorf("migrate to version %d: rows reference missing rows: %s", m.Version, bad)
+	}
 	if _, err := tx.Exec(`INSERT INTO schema_migrations(version, description, applied_at) VALUES (?, ?, ?)`,
 		m.Version, m.Description, fmtTime(now())); err != nil {
 		return 0, fmt.Errorf("migrate to version %d: %w", m.Version, err)
@@ -205,4 +236,32 @@ func (s *Store) Version() (int, error) {
 		return 0, fmt.Errorf("results: schema version: %w", err)
 	}
 	return v, nil
+}
+
+// foreignKeyProblems lists the rows PRAGMA foreign_key_check reports (the
+// first few), or "" if every reference resolves.
+func foreignKeyProblems(tx *sql.Tx) (string, error) {
+	rows, err := tx.Query(`PRAGMA foreign_key_check`)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var bad []string
+	for rows.Next() {
+		var table, parent string
+		var rowid, fk sql.NullInt64
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return "", err
+		}
+		if len(bad) < 5 {
+			bad = append(bad, fmt.Sprintf("%s row %d → %s", table, rowid.Int64, parent))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	if len(bad) == 0 {
+		return "", nil
+	}
+	return fmt.Sprint(bad), nil
 }
