@@ -57,6 +57,12 @@ type Result struct {
 	Final    map[string]float64
 }
 
+// ErrPreempted, as the cause of a cancelled context (context.WithCancelCause),
+// makes Run save a checkpoint at the next step boundary before it returns an
+// error wrapping it: a Slurm preemption or time limit, after which the run
+// resumes exactly where it stopped. A plain cancellation stops without one.
+var ErrPreempted = errors.New("preempted")
+
 // heartbeatEvery keeps the run's claim fresh (stale after a few minutes).
 const heartbeatEvery = 5 * time.Second
 
@@ -208,6 +214,9 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	tick := time.Now()
 	for step := ck.Step; step < c.Steps; step++ {
 		if err := ctx.Err(); err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrPreempted) {
+				return res, st.preempt(step, cause, last, ck.Seconds+time.Since(start).Seconds())
+			}
 			return res, err
 		}
 		// Dropout draws from libtorch's generator: seeding it from (seed,
@@ -290,6 +299,24 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	res.Final = final
 	res.Seconds = ck.Seconds + time.Since(start).Seconds()
 	return res, nil
+}
+
+// preempt checkpoints the run after step optimizer steps (unless last is
+// that checkpoint already) and returns the error Run stops with.
+func (st *state) preempt(step int, cause error, last Checkpoint, seconds float64) error {
+	if step > last.Step {
+		if err := st.metrics.Flush(); err != nil { // rows first, as in the loop
+			return err
+		}
+		next := Checkpoint{Step: step, Cursor: st.loader.Cursor(), Seconds: seconds, Previous: last.prior()}
+		if _, err := saveCheckpoint(st.job.Dir, next, st.m, st.opt); err != nil {
+			return fmt.Errorf("train: checkpoint on preemption: %w", err)
+		}
+	}
+	if err := st.job.Store.Heartbeat(st.job.RunID, step); err != nil {
+		return err
+	}
+	return fmt.Errorf("train: checkpointed at step %d and stopped: %w", step, cause)
 }
 
 // step runs one optimizer step over GradAccum micro-batches from the
