@@ -134,6 +134,30 @@ CREATE TABLE baselines (
 	UNIQUE (task, name, data_config_hash)
 );
 `},
+	{4, "fine-tuning: finetunes (which pretrained model, task and init a fine-tuning run is) and finetune_best (its best dev checkpoint's scores)", `
+CREATE TABLE finetunes (
+	run_id          INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+	pretrain_run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+	pretrain_hash   TEXT NOT NULL,
+	model_hash      TEXT NOT NULL,
+	init            TEXT NOT NULL CHECK (init IN ('pretrained','random')),
+	task            TEXT NOT NULL,
+	stand_in        INTEGER NOT NULL DEFAULT 0 CHECK (stand_in IN (0,1)),
+	metric          TEXT NOT NULL,
+	eval_split      TEXT NOT NULL
+);
+CREATE INDEX finetunes_pretrain ON finetunes(pretrain_run_id);
+CREATE INDEX finetunes_task ON finetunes(task, model_hash);
+
+CREATE TABLE finetune_best (
+	run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	split  TEXT NOT NULL,
+	name   TEXT NOT NULL,
+	value  REAL,
+	step   INTEGER NOT NULL,
+	PRIMARY KEY (run_id, split, name)
+) WITHOUT ROWID;
+`},
 }
 
 // migrate applies every migration newer than the database's version, each in

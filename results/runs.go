@@ -140,32 +140,38 @@ func (s *Store) AddRun(expID int64, r RunSpec) (runID int64, created bool, err e
 		return 0, false, fmt.Errorf("results: add run %q: scale is not valid JSON", r.Name)
 	}
 	err = s.inTx(func(tx *sql.Tx) error {
-		res, err := tx.Exec(`INSERT INTO runs(config_hash, name, config_json, seed, profile, scale_json,
-			total_steps, params, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(config_hash) DO NOTHING`,
-			r.ConfigHash, r.Name, r.ConfigJSON, r.Seed, r.Profile, r.ScaleJSON, r.TotalSteps, r.Params, s.stamp())
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		created = n == 1
-		var cfg string
-		if err := tx.QueryRow(`SELECT id, config_json FROM runs WHERE config_hash = ?`, r.ConfigHash).Scan(&runID, &cfg); err != nil {
-			return err
-		}
-		if cfg != r.ConfigJSON {
-			return fmt.Errorf("config hash %s already names run %d with a different config", r.ConfigHash, runID)
-		}
-		_, err = tx.Exec(`INSERT OR IGNORE INTO experiment_runs(experiment_id, run_id) VALUES (?, ?)`, expID, runID)
+		runID, created, err = addRun(tx, expID, r, s.stamp())
 		return err
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("results: add run %q: %w", r.Name, err)
 	}
 	return runID, created, nil
+}
+
+// addRun is AddRun's work inside tx, r already checked.
+func addRun(tx *sql.Tx, expID int64, r RunSpec, now string) (runID int64, created bool, err error) {
+	res, err := tx.Exec(`INSERT INTO runs(config_hash, name, config_json, seed, profile, scale_json,
+		total_steps, params, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(config_hash) DO NOTHING`,
+		r.ConfigHash, r.Name, r.ConfigJSON, r.Seed, r.Profile, r.ScaleJSON, r.TotalSteps, r.Params, now)
+	if err != nil {
+		return 0, false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, false, err
+	}
+	created = n == 1
+	var cfg string
+	if err := tx.QueryRow(`SELECT id, config_json FROM runs WHERE config_hash = ?`, r.ConfigHash).Scan(&runID, &cfg); err != nil {
+		return 0, false, err
+	}
+	if cfg != r.ConfigJSON {
+		return 0, false, fmt.Errorf("config hash %s already names run %d with a different config", r.ConfigHash, runID)
+	}
+	_, err = tx.Exec(`INSERT OR IGNORE INTO experiment_runs(experiment_id, run_id) VALUES (?, ?)`, expID, runID)
+	return runID, created, err
 }
 
 // Claim is the answer to ClaimRun.
@@ -388,7 +394,18 @@ type RunFilter struct {
 	Statuses     []Status // any of these
 	Profile      string
 	ConfigHash   string
+	Kind         Kind // pretraining or fine-tuning runs only; "" = both
 }
+
+// Kind tells pretraining runs from fine-tuning runs (those with a row in
+// finetunes).
+type Kind string
+
+// Run kinds.
+const (
+	KindPretrain Kind = "pretrain"
+	KindFinetune Kind = "finetune"
+)
 
 const runCols = `r.id, r.config_hash, r.name, r.config_json, r.seed, r.profile, r.scale_json, r.status,
 	r.reason, r.step, r.total_steps, r.attempts, r.owner, r.heartbeat_at, r.created_at, r.started_at,
@@ -445,6 +462,12 @@ func (s *Store) Runs(f RunFilter) ([]Run, error) {
 	if f.ConfigHash != "" {
 		where = append(where, "r.config_hash = ?")
 		args = append(args, f.ConfigHash)
+	}
+	switch f.Kind {
+	case KindPretrain:
+		where = append(where, "r.id NOT IN (SELECT run_id FROM finetunes)")
+	case KindFinetune:
+		where = append(where, "r.id IN (SELECT run_id FROM finetunes)")
 	}
 	q := `SELECT ` + runCols + ` FROM runs r`
 	if len(where) > 0 {

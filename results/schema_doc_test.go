@@ -64,6 +64,16 @@ func TestSchemaDocQueries(t *testing.T) {
 	must(s.FinishRun(done, StatusDone, "", "cpu", 60))
 	must(s.Heartbeat(diverged, 7))
 	must(s.FinishRun(diverged, StatusDiverged, "loss NaN", "cpu", 3))
+	// A fine-tuning run of run 1, done, with its best dev evaluation.
+	ft, _, err := s.AddFinetuneRun(sharing, spec("ft"), FinetuneSpec{PretrainRunID: done, PretrainHash: "a", ModelHash: "m",
+		Init: InitPretrained, Task: "standin-reviews", StandIn: true, Metric: "accuracy", EvalSplit: "dev"})
+	must(err)
+	if c, err := s.ClaimRun(ft, "host:1", time.Minute, false); err != nil || !c.Granted {
+		t.Fatal(c, err)
+	}
+	must(s.PutBest(ft, 300, []Score{{"dev", "accuracy", 0.8}, {"dev", "loss", 0.4}}))
+	must(s.Heartbeat(ft, 300))
+	must(s.FinishRun(ft, StatusDone, "", "cpu", 30))
 	// An earlier attempt of run 1, as a --retry claim archives it.
 	_, err = s.db.Exec(`INSERT INTO retried_metrics(run_id, attempt, step, split, name, value) VALUES (1, 1, 7, 'train', 'loss', NULL)`)
 	must(err)
