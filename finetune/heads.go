@@ -1,0 +1,176 @@
+package finetune
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/finetune/tasks"
+	"github.com/reproml/albert/model"
+)
+
+// Head is a task's output layer on the encoder, as the official code builds
+// it:
+//
+//   - classification (run_classifier.py): pooled output → dropout → linear
+//     labels×H (σ 0.02), softmax cross-entropy;
+//   - regression (STS-B): the same with one output and mean squared error;
+//   - multiple choice (run_race.py): each of the choices' pooled outputs →
+//     dropout → linear 1×H, the [B, choices] logits under softmax
+//     cross-entropy;
+//   - span (run_squad_v1.py): linear 2×H over the sequence output, start and
+//     end logits, the mean of their two cross-entropies. SQuAD 2.0 uses the
+//     same head with an unanswerable question's start and end at [CLS]
+//     (position 0), scored against the best span with a tuned threshold
+//     (docs/FINETUNING.md says what of the official v2 head this leaves out).
+type Head struct {
+	Kind    tasks.Kind
+	W, B    *ts.Tensor
+	Out     int64 // outputs of the linear layer
+	Dropout float64
+	params  []model.Param
+}
+
+func newHead(task tasks.Task, enc model.Config, dropout float64, seed int64, dev gotch.Device) (*Head, error) {
+	h := &Head{Kind: task.Kind, Dropout: dropout}
+	switch task.Kind {
+	case tasks.Classification:
+		if len(task.Labels) < 2 {
+			return nil, fmt.Errorf("finetune: task %s: classification with %d labels", task.Name, len(task.Labels))
+		}
+		h.Out = int64(len(task.Labels))
+	case tasks.Regression, tasks.MultipleChoice:
+		h.Out = 1
+	case tasks.Span:
+		h.Out = 2
+	default:
+		return nil, fmt.Errorf("finetune: task %s: unknown kind %q", task.Name, task.Kind)
+	}
+	H := int64(enc.HiddenSize)
+	sigma := enc.InitializerRange
+	if sigma == 0 {
+		sigma = 0.02
+	}
+	return h, h.build(truncNormal(h.Out, H, sigma, seed, dev), ts.MustZeros([]int64{h.Out}, gotch.Float, dev))
+}
+
+// build makes w and b leaf tensors that require gradients, owned by h.
+func (h *Head) build(w, b *ts.Tensor) error {
+	h.W = w.MustSetRequiresGrad(true, true)
+	h.B = b.MustSetRequiresGrad(true, true)
+	h.params = []model.Param{{Name: "head/weight", Tensor: h.W, Decay: true}, {Name: "head/bias", Tensor: h.B, Decay: false}}
+	return nil
+}
+
+func (h *Head) close() {
+	h.W.MustDrop()
+	h.B.MustDrop()
+}
+
+// Inputs is one batch on the device: IDs, Segments and Mask are [N, S] with
+// N = examples × choices.
+type Inputs struct {
+	model.Inputs
+	Examples int
+	Choices  int
+	Labels   *ts.Tensor // [B] int64: class, choice (classification, multiple choice)
+	Targets  *ts.Tensor // [B] float: regression targets
+	Start    *ts.Tensor // [B] int64: span start (span)
+	End      *ts.Tensor // [B] int64: span end (span)
+}
+
+// Outputs of a forward pass: Logits is [B, labels] (classification),
+// [B] (regression) or [B, choices] (multiple choice); Start and End are
+// [B, S] (span).
+type Outputs struct {
+	Logits, Start, End *ts.Tensor
+}
+
+// Forward runs the encoder and the head; tensors belong to s.
+func (m *Model) Forward(s *backend.Scope, in Inputs, train bool) Outputs {
+	out := m.Enc.Forward(s, in.Inputs, train, false)
+	h := m.Head
+	if h.Kind == tasks.Span {
+		size := out.Hidden.MustSize()
+		lg := s.T(ts.MustLinear(out.Hidden, h.W, h.B)) // [B,S,2]
+		_ = size
+		return Outputs{
+			Start: s.T(lg.MustSelect(2, 0, false)),
+			End:   s.T(lg.MustSelect(2, 1, false)),
+		}
+	}
+	pooled := m.Enc.Pooler.Forward(s, out.Hidden)
+	if train && h.Dropout > 0 {
+		pooled = s.T(ts.MustDropout(pooled, h.Dropout, true))
+	}
+	lg := s.T(ts.MustLinear(pooled, h.W, h.B)) // [N, Out]
+	switch h.Kind {
+	case tasks.Regression:
+		lg = s.T(lg.MustView([]int64{int64(in.Examples)}, false))
+	case tasks.MultipleChoice:
+		lg = s.T(lg.MustView([]int64{int64(in.Examples), int64(in.Choices)}, false))
+	}
+	return Outputs{Logits: lg}
+}
+
+// Loss is the task's training loss of a forward pass: a scalar in s.
+func (m *Model) Loss(s *backend.Scope, in Inputs, out Outputs) *ts.Tensor {
+	switch m.Head.Kind {
+	case tasks.Regression:
+		return s.T(out.Logits.MustMseLoss(in.Targets, 1, false))
+	case tasks.Span:
+		a := s.T(out.Start.MustCrossEntropyLoss(in.Start, none, 1, -100, 0, false))
+		b := s.T(out.End.MustCrossEntropyLoss(in.End, none, 1, -100, 0, false))
+		return s.T(s.T(a.MustAdd(b, false)).MustMulScalar(ts.FloatScalar(0.5), false))
+	}
+	return s.T(out.Logits.MustCrossEntropyLoss(in.Labels, none, 1, -100, 0, false))
+}
+
+// none is an undefined tensor: gotch's way of passing "no weight".
+var none = ts.NewTensor()
+
+// ToDevice turns features into one batch on dev; tensors belong to s.
+func ToDevice(s *backend.Scope, fs []tasks.Feature, kind tasks.Kind, dev gotch.Device) Inputs {
+	B := len(fs)
+	C := len(fs[0].IDs)
+	S := len(fs[0].IDs[0])
+	ids := make([]int64, 0, B*C*S)
+	seg := make([]int64, 0, B*C*S)
+	mask := make([]int64, 0, B*C*S)
+	labels := make([]int64, B)
+	targets := make([]float32, B)
+	start := make([]int64, B)
+	end := make([]int64, B)
+	for i, f := range fs {
+		for c := 0; c < C; c++ {
+			ids = append(ids, f.IDs[c]...)
+			seg = append(seg, f.Segments[c]...)
+			mask = append(mask, f.Mask[c]...)
+		}
+		labels[i], targets[i] = int64(max(f.Label, 0)), f.Target
+		start[i], end[i] = int64(f.Start), int64(f.End)
+	}
+	put := func(t *ts.Tensor) *ts.Tensor {
+		t = s.T(t)
+		if dev.IsCuda() {
+			t = s.T(t.MustTo(dev, false))
+		}
+		return t
+	}
+	N := int64(B * C)
+	in := Inputs{Examples: B, Choices: C}
+	in.IDs = put(ts.MustOfSlice(ids).MustView([]int64{N, int64(S)}, true))
+	in.Segments = put(ts.MustOfSlice(seg).MustView([]int64{N, int64(S)}, true))
+	in.Mask = put(ts.MustOfSlice(mask).MustView([]int64{N, int64(S)}, true))
+	switch kind {
+	case tasks.Regression:
+		in.Targets = put(ts.MustOfSlice(targets))
+	case tasks.Span:
+		in.Start, in.End = put(ts.MustOfSlice(start)), put(ts.MustOfSlice(end))
+	default:
+		in.Labels = put(ts.MustOfSlice(labels))
+	}
+	return in
+}
