@@ -91,13 +91,19 @@ type Summary struct {
 	Busy     int // running under another live process
 	Diverged int
 	Failed   int
-	Elapsed  time.Duration
+	// Preempted: stopped by a context cancelled with train.ErrPreempted,
+	// after a checkpoint; recorded as preempted for the next claim to resume.
+	Preempted int
+	Elapsed   time.Duration
 }
 
 func (s Summary) String() string {
 	b := fmt.Sprintf("done %d, skipped %d, diverged %d, failed %d", s.Done, s.Skipped, s.Diverged, s.Failed)
 	if s.Busy > 0 {
 		b += fmt.Sprintf(", busy elsewhere %d", s.Busy)
+	}
+	if s.Preempted > 0 {
+		b += fmt.Sprintf(", preempted %d", s.Preempted)
 	}
 	if s.Resumed > 0 {
 		b += fmt.Sprintf(" (%d resumed)", s.Resumed)
@@ -415,6 +421,17 @@ func (x *executor) one(ctx context.Context, r Run, id int64, dev string) {
 	switch {
 	case terr != nil && errors.Is(terr, results.ErrClaimLost):
 		x.count(func(s *Summary) { s.Busy++ }, r, "lost", "another process took the run over: %v", terr)
+		return
+	case terr != nil && errors.Is(terr, train.ErrPreempted):
+		if _, err := x.st.PreemptRun(id, terr.Error()); err != nil {
+			if errors.Is(err, results.ErrClaimLost) {
+				x.count(func(s *Summary) { s.Busy++ }, r, "lost", "another process took the run over")
+				return
+			}
+			x.fail(err)
+			return
+		}
+		x.count(func(s *Summary) { s.Preempted++ }, r, "preempted", "the next claim resumes it from its checkpoint")
 		return
 	case terr != nil && ctx.Err() != nil:
 		// Interrupted: the run stays running; its heartbeat goes stale and the

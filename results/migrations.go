@@ -158,6 +158,41 @@ CREATE TABLE finetune_best (
 	PRIMARY KEY (run_id, split, name)
 ) WITHOUT ROWID;
 `},
+	{5, "preempted: a status for runs stopped by a Slurm preemption or time limit, and runs.preemptions", `
+CREATE TABLE runs_new (
+	id           INTEGER PRIMARY KEY,
+	config_hash  TEXT NOT NULL UNIQUE,
+	name         TEXT NOT NULL,
+	config_json  TEXT NOT NULL,
+	seed         INTEGER NOT NULL,
+	profile      TEXT NOT NULL,
+	scale_json   TEXT NOT NULL DEFAULT '{}',
+	status       TEXT NOT NULL DEFAULT 'pending'
+	             CHECK (status IN ('pending','running','done','failed','diverged','preempted')),
+	reason       TEXT NOT NULL DEFAULT '',
+	step         INTEGER NOT NULL DEFAULT 0,
+	total_steps  INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	owner        TEXT,
+	heartbeat_at TEXT,
+	created_at   TEXT NOT NULL,
+	started_at   TEXT,
+	finished_at  TEXT,
+	device       TEXT,
+	params       INTEGER NOT NULL DEFAULT 0,
+	seconds      REAL,
+	retries      INTEGER NOT NULL DEFAULT 0,
+	preemptions  INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO runs_new(id, config_hash, name, config_json, seed, profile, scale_json, status, reason, step,
+	total_steps, attempts, owner, heartbeat_at, created_at, started_at, finished_at, device, params, seconds, retries)
+SELECT id, config_hash, name, config_json, seed, profile, scale_json, status, reason, step,
+	total_steps, attempts, owner, heartbeat_at, created_at, started_at, finished_at, device, params, seconds, retries
+FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_status ON runs(status);
+`},
 }
 
 // migrate applies every migration newer than the database's version, each in

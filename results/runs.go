@@ -18,11 +18,15 @@ const (
 	StatusDone     Status = "done"     // finished, final evals written
 	StatusFailed   Status = "failed"   // stopped by an error; retried only on request
 	StatusDiverged Status = "diverged" // NaN/Inf or exploding loss: a result, not retried by default
+	// StatusPreempted: stopped by Slurm (preemption or time limit) after a
+	// checkpoint; the next claim resumes it at once, without waiting for a
+	// stale heartbeat.
+	StatusPreempted Status = "preempted"
 )
 
 func (st Status) valid() bool {
 	switch st {
-	case StatusPending, StatusRunning, StatusDone, StatusFailed, StatusDiverged:
+	case StatusPending, StatusRunning, StatusDone, StatusFailed, StatusDiverged, StatusPreempted:
 		return true
 	}
 	return false
@@ -192,6 +196,7 @@ type Claim struct {
 //   - done: not granted;
 //   - running with a heartbeat newer than staleAfter: not granted (another process has it);
 //   - running with a stale heartbeat: granted with Resume (its owner died);
+//   - preempted: granted with Resume (PreemptRun checkpointed it);
 //   - pending: granted;
 //   - failed or diverged: granted only if retryFailed, as a Retry.
 //
@@ -236,6 +241,8 @@ func (s *Store) ClaimRun(runID int64, owner string, staleAfter time.Duration, re
 				c.Owner = curOwner.String
 				return nil
 			}
+			c.Resume = true
+		case StatusPreempted:
 			c.Resume = true
 		case StatusPending:
 		case StatusFailed, StatusDiverged:
@@ -362,6 +369,30 @@ func (s *Store) FinishRun(runID int64, st Status, reason string, device string, 
 	return nil
 }
 
+// PreemptRun records that a claimed run stopped after a checkpoint because
+// its job was preempted or reached its time limit: status preempted, reason,
+// preemptions+1, owner cleared, so the next claim (the requeued task, or any
+// `exp run`) resumes it at once. Like FinishRun it writes nothing, with an
+// error wrapping ErrClaimLost, if this Store's claim was taken over. It
+// returns how many times the run has been preempted.
+func (s *Store) PreemptRun(runID int64, reason string) (int, error) {
+	owner := s.ownerOf(runID)
+	var n int
+	err := s.db.QueryRow(`UPDATE runs SET status = 'preempted', reason = ?, owner = NULL, heartbeat_at = ?,
+		preemptions = preemptions + 1 WHERE id = ? AND status = 'running' AND (? = '' OR owner = ?)
+		RETURNING preemptions`, reason, s.stamp(), runID, owner, owner).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.whyNot(runID, owner)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("results: preempt run %d: %w", runID, err)
+	}
+	s.mu.Lock()
+	delete(s.owners, runID)
+	s.mu.Unlock()
+	return n, nil
+}
+
 // Run is one row of the runs table.
 type Run struct {
 	ID          int64
@@ -377,6 +408,7 @@ type Run struct {
 	TotalSteps  int
 	Attempts    int // how many times it was claimed
 	Retries     int // how many times --retry restarted it from step 0 (attempt = Retries+1)
+	Preemptions int // how many times it was preempted (PreemptRun)
 	Owner       string
 	HeartbeatAt time.Time // zero if never
 	CreatedAt   time.Time
@@ -409,7 +441,7 @@ const (
 
 const runCols = `r.id, r.config_hash, r.name, r.config_json, r.seed, r.profile, r.scale_json, r.status,
 	r.reason, r.step, r.total_steps, r.attempts, r.owner, r.heartbeat_at, r.created_at, r.started_at,
-	r.finished_at, r.device, r.params, r.seconds, r.retries`
+	r.finished_at, r.device, r.params, r.seconds, r.retries, r.preemptions`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
@@ -417,7 +449,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var secs sql.NullFloat64
 	if err := sc.Scan(&r.ID, &r.ConfigHash, &r.Name, &r.ConfigJSON, &r.Seed, &r.Profile, &r.ScaleJSON,
 		&r.Status, &r.Reason, &r.Step, &r.TotalSteps, &r.Attempts, &owner, &hb, &created, &started,
-		&finished, &device, &r.Params, &secs, &r.Retries); err != nil {
+		&finished, &device, &r.Params, &secs, &r.Retries, &r.Preemptions); err != nil {
 		return r, err
 	}
 	r.Owner, r.Device, r.Seconds = owner.String, device.String, secs.Float64
