@@ -283,37 +283,41 @@ func Execute(ctx context.Context, plan *Plan, opt Options) (Summary, error) {
 		return Summary{}, err
 	}
 	ids := make([]int64, len(plan.Runs))
+	byHash := map[string]int64{}
 	for i, r := range plan.Runs {
-		id, _, err := st.AddRun(expID, RunSpec(r))
+		id, err := addPlanned(st, expID, r, byHash)
 		if err != nil {
 			return Summary{}, err
 		}
-		ids[i] = id
+		ids[i], byHash[r.Hash] = id, id
 	}
 	mine := opt.Shard.Of(plan.Runs)
 	sum := Summary{Planned: len(plan.Runs), Shard: len(mine)}
 	x := &executor{st: st, opt: opt, sum: &sum, total: len(mine)}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for _, dev := range workers(opt.Devices) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				x.one(ctx, plan.Runs[i], ids[i], dev)
-			}
-		}()
-	}
-feed:
-	for _, r := range mine {
-		select {
-		case jobs <- r.Index:
-		case <-ctx.Done():
-			break feed
+	// Pretraining runs first, then the fine-tuning runs that start from them.
+	for _, phase := range phases(mine) {
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		for _, dev := range workers(opt.Devices) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range jobs {
+					x.one(ctx, plan.Runs[i], ids[i], dev)
+				}
+			}()
 		}
+	feed:
+		for _, r := range phase {
+			select {
+			case jobs <- r.Index:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(jobs)
+		wg.Wait()
 	}
-	close(jobs)
-	wg.Wait()
 	sum.Elapsed = time.Since(start)
 	if x.storeErr != nil {
 		return sum, x.storeErr
@@ -362,6 +366,13 @@ func (x *executor) fail(err error) {
 // one claims and trains one run on dev.
 func (x *executor) one(ctx context.Context, r Run, id int64, dev string) {
 	if ctx.Err() != nil {
+		return
+	}
+	if why, err := x.waiting(r); err != nil {
+		x.fail(err)
+		return
+	} else if why != "" {
+		x.count(func(s *Summary) { s.Skipped++ }, r, "waiting", "%s", why)
 		return
 	}
 	c, err := x.st.ClaimRun(id, x.opt.Owner, x.opt.StaleAfter, x.opt.Retry)
@@ -501,6 +512,11 @@ type Request struct {
 	DryRun     bool
 	NewTrainer func() (Trainer, error) // called once, only when there is something to train
 	Options                            // DB, devices, shard, retry, …
+	// DataDir is the downstream data root ("" = DefaultDataDir()).
+	DataDir string
+	// BuildStandIns writes the stand-in tasks under the data root; called
+	// before training when a planned stand-in's files are absent.
+	BuildStandIns func(root string) error
 }
 
 // ErrRunsFailed is returned (wrapped) by RunFiles when some runs failed.
@@ -521,6 +537,9 @@ func RunFiles(ctx context.Context, out io.Writer, req Request) error {
 		if err != nil {
 			return err
 		}
+		if err := planDownstream(out, f, p, &req); err != nil {
+			return err
+		}
 		plans = append(plans, p)
 	}
 	if req.DryRun {
@@ -533,6 +552,9 @@ func RunFiles(ctx context.Context, out io.Writer, req Request) error {
 	}
 	if req.NewTrainer == nil {
 		return errors.New("this build has no trainer (use --dry-run to see the plan)")
+	}
+	if err := buildStandIns(out, plans, req); err != nil {
+		return err
 	}
 	tr, err := req.NewTrainer()
 	if err != nil {

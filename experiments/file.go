@@ -43,6 +43,7 @@ type layer struct {
 	seedsSrc    source
 	replace     map[string]axisValues // profile only: axis path → new values
 	src         source
+	down        *downSpec // [downstream] (base) or [profiles.NAME.downstream]
 }
 
 type setting struct {
@@ -284,6 +285,10 @@ func (p *parser) walk(keys []toml.Key) {
 			continue
 		}
 		v := p.value(k)
+		if p.included && len(k) >= 1 && k[0] == "downstream" {
+			p.fail(k, "not allowed in an included file: [downstream] belongs to the experiment file")
+			continue
+		}
 		if p.included && len(k) == 1 && k[0] != "description" && k[0] != "base" && k[0] != "profiles" {
 			p.fail(k, "not allowed in an included file (only description, [base] and [profiles.NAME] settings)")
 			continue
@@ -332,6 +337,8 @@ func (p *parser) walk(keys []toml.Key) {
 			}
 		case "base":
 			p.layerKey(p.f.base, k, 1)
+		case "downstream":
+			p.downstreamKey(p.f.base, k, 1)
 		case "grid":
 			if len(k) == 1 {
 				p.wantTable(k, v)
@@ -379,7 +386,7 @@ func (p *parser) walk(keys []toml.Key) {
 			}
 			p.layerKey(l, k, 2)
 		default:
-			p.fail(k, "unknown key (want name, description, paper_table, default_profile, include, [base], [grid], [[zip]] or [profiles.NAME])")
+			p.fail(k, "unknown key (want name, description, paper_table, default_profile, include, [base], [grid], [[zip]], [downstream] or [profiles.NAME])")
 		}
 	}
 }
@@ -440,6 +447,12 @@ func (p *parser) layerKey(l *layer, k toml.Key, at int) {
 			return
 		}
 		l.seeds, l.seedsSrc = seeds, p.source(k)
+	case "downstream":
+		if l.name == "base" {
+			p.fail(k, "[base.downstream]: give [downstream] at the top level")
+			return
+		}
+		p.downstreamKey(l, k, at+1)
 	case secModel, secData, secTrain:
 		if len(k) == at+1 {
 			p.wantTable(k, v)
@@ -451,7 +464,7 @@ func (p *parser) layerKey(l *layer, k toml.Key, at int) {
 		p.setting(l, k, k[at]+"."+k[at+1], v)
 	default:
 		p.fail(k, "unknown key (want objective, seeds, repeats, [model], [data] or [train]%s)",
-			map[bool]string{true: ", [grid] or description", false: ""}[l.name != "base"])
+			map[bool]string{true: ", [grid], [downstream] or description", false: ""}[l.name != "base"])
 	}
 }
 

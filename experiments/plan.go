@@ -51,6 +51,10 @@ type Run struct {
 	Train      train.Config
 	Hash       string // sha256 of ConfigJSON (hex)
 	ConfigJSON string // canonical JSON of Config(): sorted keys, no spaces
+	// Finetune is set for a fine-tuning run (PlanDownstream): Model and Data
+	// are then the pretrained model's, Train the fine-tuning optimizer, and
+	// ConfigJSON a FinetuneConfig.
+	Finetune *FinetuneRun
 }
 
 // AxisValue is one swept key's value in a run.

@@ -25,7 +25,7 @@ var cudaDeviceCount func() int
 func init() {
 	var (
 		profile, db, shard, device string
-		runsDir                    string
+		runsDir, dataDir           string
 		sets                       []string
 		dryRun, retry              bool
 		stale                      time.Duration
@@ -65,6 +65,7 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 			defer stop()
 			return experiments.RunFiles(ctx, cmd.OutOrStdout(), experiments.Request{
 				Files: args, Profile: profile, Sets: sets, DryRun: dryRun, NewTrainer: newTrainer,
+				DataDir: dataDir, BuildStandIns: buildStandIns,
 				Options: experiments.Options{DB: db, RunsDir: runsDir, Devices: devices, Shard: sh, Retry: retry, StaleAfter: stale},
 			})
 		},
@@ -74,6 +75,7 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 	fl.StringArrayVar(&sets, "set", nil, "override `key=value` after the profile, typed and checked like the file (repeatable), e.g. train.steps=400")
 	fl.StringVar(&db, "db", experiments.DefaultDB, "results database")
 	fl.StringVar(&runsDir, "runs-dir", experiments.DefaultRunsDir, "checkpoints, one folder per run (config hash)")
+	fl.StringVar(&dataDir, "data-dir", experiments.DefaultDataDir(), "downstream data root, official layouts (default $"+experiments.DataDirEnv+", else out/data)")
 	fl.BoolVar(&dryRun, "dry-run", false, "list the runs (label, hash, parameters, estimated cost) without touching the database")
 	fl.StringVar(&shard, "shard", "", "take the runs whose plan index mod N is i (`i/N`, for job arrays)")
 	fl.StringVar(&device, "device", "auto", "cpu, auto, cuda, or cuda:0,cuda:1 (one run per CUDA device in parallel)")

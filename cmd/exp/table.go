@@ -19,7 +19,7 @@ func init() {
 	var dbPath, outDir, format string
 	cmd := &cobra.Command{
 		Use:   "table [NAME...]",
-		Short: "Print the paper's tables next to ours, with claim verdicts (" + strings.Join(table.Ablations, ", ") + ")",
+		Short: "Print the paper's tables next to ours, with claim verdicts (" + strings.Join(table.Ablations, ", ") + ", " + table.Downstream + ")",
 		Long: `table lays out each ablation as the paper's table: per cell the paper's value, ours (mean ± std over
 seeds, n, and for accuracies the eval set's binomial standard error) and Δ. A row pools only runs whose
 configurations differ by the seed alone; a row measured at two scales is two rows. Then it checks the
@@ -27,7 +27,9 @@ paper's claims on each profile and scale separately, by one rule printed under e
 interval of the difference over seeds (paired when both sides have the same >= 3 seeds, Welch otherwise)
 gives held / did not hold / inconclusive (with the reason) / not enough runs. The sentence table also
 shows, for each scale, the non-neural NSP/SOP baselines stored for the same held-out pairs (or the
-exp check sentence-baseline command that computes them). Tables are printed and
+exp check sentence-baseline command that computes them). The downstream table is every fine-tuning
+run's best dev score, pretrained beside random init, with the claim "pretrained beats random init"
+per task by the same rule (docs/FINETUNING.md). Tables are printed and
 written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, every ablation that has runs.`,
 		RunE: func(cmd *cobra.Command, names []string) error {
 			switch format {
@@ -42,13 +44,17 @@ written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, ev
 			defer s.Close()
 			named := len(names) > 0
 			if !named {
-				names = table.Ablations
+				names = append(append([]string(nil), table.Ablations...), table.Downstream)
 			}
 			opt := table.Options{ParamsOf: presetParams, Scales: replannedScales}
 			var failed []string
 			built := 0
 			for _, name := range names {
-				rep, err := table.Build(s, name, opt)
+				build := func() (*table.Report, error) { return table.Build(s, name, opt) }
+				if name == table.Downstream {
+					build = func() (*table.Report, error) { return table.BuildDownstream(s) }
+				}
+				rep, err := build()
 				if err != nil {
 					if !named && errors.Is(err, table.ErrNoRuns) {
 						fmt.Fprintf(cmd.ErrOrStderr(), "exp table: skipping %s: no runs\n", name)

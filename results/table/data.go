@@ -196,7 +196,7 @@ func loadRuns(s *results.Store, name string) ([]RunData, results.Experiment, err
 	if latest == 0 {
 		return nil, exp, fmt.Errorf("table: experiment %q is not in %s: %w (plan and train it with `exp run ablations/%s.toml`)", name, s.Path(), ErrNoRuns, name)
 	}
-	runs, err := s.Runs(results.RunFilter{ExperimentID: latest})
+	runs, err := s.Runs(results.RunFilter{ExperimentID: latest, Kind: results.KindPretrain})
 	if err != nil {
 		return nil, exp, fmt.Errorf("table: %s: %w", name, err)
 	}

@@ -86,7 +86,7 @@ func (rep *Report) headers() []header {
 		switch c.Kind {
 		case PaperOnly:
 			hs = append(hs, header{c.Label + " paper", paperCell})
-		case NotMeasured:
+		case NotMeasured, OursText:
 			hs = append(hs, header{c.Label, func(r Row) string { return r.Cells[c.Key].Text }})
 		case OursOnly:
 			hs = append(hs, header{c.Label + " ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }})
@@ -186,7 +186,7 @@ var CSVHeader = []string{"ablation", "paper_table", "row", "profile", "scale", "
 	"column", "kind", "paper", "ours_mean", "ours_std", "ours_n", "delta", "note", "eval_se", "eval_n", "lost"}
 
 func kindName(k ColumnKind) string {
-	return [...]string{"paper", "ours", "compared", "not measured"}[k]
+	return [...]string{"paper", "ours", "compared", "not measured", "ours"}[k]
 }
 
 // WriteCSV writes one record per row × column; numbers unformatted.
@@ -220,6 +220,9 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 				num(se, hasSE), num(cell.Ours.EvalN, hasSE), strings.Join(lost, "; ")}
 			if c.Kind == NotMeasured {
 				rec[14] = c.Why
+			}
+			if c.Kind == OursText {
+				rec[14] = cell.Text
 			}
 			if cell.Ours.Acc && n > 0 && !hasSE {
 				rec[14] = "eval size unknown"

@@ -53,6 +53,7 @@ const (
 	OursOnly                      // our measurement, which the paper does not print
 	Compared                      // paper, ours and Δ
 	NotMeasured                   // a column we cannot fill, with the reason
+	OursText                      // our value as text (Cell.Text), e.g. a median
 )
 
 // Column is one column of a report.

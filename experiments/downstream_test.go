@@ -1,0 +1,177 @@
+package experiments
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reproml/albert/results"
+)
+
+// downFile is good with two pretraining seeds and a [downstream] table.
+const downFile = good + `
+[downstream]
+tasks = ["standin-reviews", "SST-2"]
+seeds = [1, 2, 3]
+random_init = true
+[downstream.finetune]
+steps = 50
+`
+
+// writeReviews lays out standin-reviews (SST-2 format) under root.
+func writeReviews(t *testing.T, root string) {
+	for _, s := range []string{"train", "dev"} {
+		writeFile(t, root, filepath.Join("standin", "reviews", s+".tsv"), "sentence\tlabel\ngreat\t1\nbad\t0\n")
+	}
+}
+
+// The planner adds, per pretraining run, task present and fine-tuning seed,
+// a pretrained and a random-init run (the random-init one once per
+// architecture, whatever the pretraining seed); a declared task whose files
+// are absent is skipped with the path it looked for; the fine-tuning
+// overrides reach the config; planning again gives the same hashes.
+func TestPlanDownstream(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	writeReviews(t, root)
+	f, err := Load(writeFile(t, dir, "t.toml", strings.Replace(downFile, "seeds = [1]", "seeds = [1, 2]", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlan(t, f, "cpu")
+	pre := len(p.Runs) // 2 grid points × 2 seeds
+	skipped, err := f.PlanDownstream(p, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 1 || !strings.Contains(skipped[0], filepath.Join(root, "glue", "SST-2", "train.tsv")) {
+		t.Errorf("skipped %q, want SST-2 naming its train.tsv", skipped)
+	}
+	var pretrained, random int
+	for _, r := range p.Runs[pre:] {
+		if r.Finetune == nil || r.Finetune.Task.Name != "standin-reviews" || r.Finetune.Config.Steps != 50 || r.Train.Steps != 50 {
+			t.Fatalf("run %+v", r)
+		}
+		if r.Finetune.Init == results.InitPretrained {
+			pretrained++
+		} else {
+			random++
+		}
+	}
+	// 8 pretraining runs (4 grid points × 2 seeds) × 3 fine-tuning seeds
+	// pretrained; 4 architectures × 3 seeds random, the other 12 duplicates.
+	if pretrained != 24 || random != 12 || p.Duplicates != 12 {
+		t.Errorf("%d pretrained, %d random-init, %d duplicates; want 24, 12, 12", pretrained, random, p.Duplicates)
+	}
+	q := mustPlan(t, f, "cpu")
+	if _, err := f.PlanDownstream(q, root); err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Runs {
+		if p.Runs[i].Hash != q.Runs[i].Hash {
+			t.Fatalf("run %d: hash %s then %s", i, p.Runs[i].Hash, q.Runs[i].Hash)
+		}
+	}
+}
+
+// [downstream] is checked like the rest of the file, with file:line.
+func TestDownstreamErrors(t *testing.T) {
+	for _, c := range []struct{ edit, want string }{
+		{`tasks = ["standin-reviews", "SST-2"]`, ""},
+		{`tasks = ["SST2"]`, `t.toml:28: downstream.tasks: unknown task "SST2"`},
+		{`random_init = "yes"`, `t.toml:30: downstream.random_init: want a boolean`},
+		{`steps = 50`, ""},
+		{`bogus = 1`, `t.toml:32: downstream.finetune.bogus: unknown fine-tuning key`},
+	} {
+		src := downFile
+		if c.want != "" {
+			old := map[bool]string{true: `tasks = ["standin-reviews", "SST-2"]`, false: `random_init = true`}[strings.HasPrefix(c.edit, "tasks")]
+			if strings.HasPrefix(c.edit, "bogus") {
+				old = "steps = 50"
+			}
+			src = strings.Replace(downFile, old, c.edit, 1)
+		}
+		_, err := Parse("t.toml", []byte(src))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.edit, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: error %v, want %q", c.edit, err, c.want)
+		}
+	}
+}
+
+// Execute trains the pretraining runs, then the fine-tuning runs, each once:
+// a second Execute of the same plan claims nothing, and no row is added.
+func TestExecuteDownstreamOnce(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	writeReviews(t, root)
+	f, err := Load(writeFile(t, dir, "t.toml", downFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlan(t, f, "cpu")
+	if _, err := f.PlanDownstream(p, root); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "exp.db")
+	tr := &fake{}
+	opt := Options{DB: db, RunsDir: filepath.Join(dir, "runs"), Trainer: tr}
+	sum, err := Execute(context.Background(), p, opt)
+	if err != nil || sum.Done != len(p.Runs) {
+		t.Fatalf("first execute: %v, %+v (want %d done)", err, sum, len(p.Runs))
+	}
+	seenFinetune := false
+	for _, j := range tr.jobs {
+		if j.Run.Finetune != nil {
+			seenFinetune = true
+		} else if seenFinetune {
+			t.Fatalf("pretraining run %s trained after a fine-tuning run", j.Run.Label)
+		}
+	}
+	sum, err = Execute(context.Background(), p, opt)
+	if err != nil || sum.Done != 0 || sum.Skipped != len(p.Runs) || tr.n() != len(p.Runs) {
+		t.Fatalf("second execute: %v, %+v, %d trainings in all", err, sum, tr.n())
+	}
+	st, err := results.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fts, err := st.Finetunes(results.FinetuneFilter{Experiment: "t"})
+	pres, _ := st.Runs(results.RunFilter{Kind: results.KindPretrain})
+	if err != nil || len(fts)+len(pres) != len(p.Runs) || len(pres) != 4 {
+		t.Fatalf("%d fine-tuning + %d pretraining rows (%v) for %d planned runs", len(fts), len(pres), err, len(p.Runs))
+	}
+}
+
+// ablations/downstream.toml pretrains one ALBERT-base per profile and
+// fine-tunes it, pretrained and from a random init, with 3 seeds on every
+// task under the data root: the three stand-ins when there is nothing else.
+func TestDownstreamAblation(t *testing.T) {
+	f := loadAblation(t, "downstream")
+	for _, profile := range []string{"cpu", "paper"} {
+		p := mustPlan(t, f, profile)
+		if len(p.Runs) != 1 || p.Runs[0].Model.HiddenSize != map[string]int{"cpu": 128, "paper": 768}[profile] {
+			t.Fatalf("%s: %d pretraining runs (H %d), want one ALBERT-base", profile, len(p.Runs), p.Runs[0].Model.HiddenSize)
+		}
+		skipped, err := f.PlanDownstream(p, t.TempDir())
+		if err != nil || len(skipped) != 0 {
+			t.Fatalf("%s: %v, skipped %v", profile, err, skipped)
+		}
+		tasks := map[string]int{}
+		for _, r := range p.Runs[1:] {
+			tasks[r.Finetune.Task.Name+" "+r.Finetune.Init]++
+			if profile == "cpu" && (r.Finetune.Config.MaxSeqLen > 128 || r.Finetune.Config.Steps > 500) {
+				t.Errorf("cpu fine-tuning run %s is not CPU-sized: %+v", r.Label, r.Finetune.Config)
+			}
+		}
+		for _, task := range []string{"standin-reviews", "standin-spam", "standin-cloze"} {
+			for _, init := range []string{"pretrained", "random"} {
+				if tasks[task+" "+init] != 3 {
+					t.Errorf("%s: %d %s %s runs, want 3 (%v)", profile, tasks[task+" "+init], task, init, tasks)
+				}
+			}
+		}
+	}
+}
