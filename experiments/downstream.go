@@ -349,7 +349,11 @@ func add(p *Plan, seen map[string]bool, r Run) {
 
 // finetuneRun is the fine-tuning run of pretraining run pre on task t.
 func finetuneRun(pre Run, t tasks.Task, c finetune.Config, seed int64, root, init string) (Run, error) {
-	fc := FinetuneConfig{Kind: "finetune", Init: init, Task: t.Name, Seed: seed, Finetune: c, Model: pre.Model, Data: pre.Data}
+	// The pretraining heads are dropped: models that differ only in having a
+	// sentence head (objective none vs nsp/sop) are one architecture.
+	enc := pre.Model
+	enc.SentenceHead = false
+	fc := FinetuneConfig{Kind: "finetune", Init: init, Task: t.Name, Seed: seed, Finetune: c, Model: enc, Data: pre.Data}
 	label := fmt.Sprintf("%s %s ft_seed=%d", t.Name, init, seed)
 	if init == results.InitPretrained {
 		fc.Pretrain = pre.Hash
@@ -369,7 +373,7 @@ func finetuneRun(pre Run, t tasks.Task, c finetune.Config, seed int64, root, ini
 	r.Label, r.Seed, r.Point = label, seed, pre.Point
 	r.Train = c.Optimizer()
 	r.ConfigJSON, r.Hash = js, hashString(js)
-	r.Finetune = &FinetuneRun{Task: t, Init: init, Pretrain: fc.Pretrain, ModelHash: modelHash(pre.Model, pre.Data), Config: c, DataDir: root}
+	r.Finetune = &FinetuneRun{Task: t, Init: init, Pretrain: fc.Pretrain, ModelHash: modelHash(enc, pre.Data), Config: c, DataDir: root}
 	return r, nil
 }
 

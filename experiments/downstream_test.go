@@ -175,3 +175,26 @@ func TestDownstreamAblation(t *testing.T) {
 		}
 	}
 }
+
+// The schema example's [downstream] plans fine-tuning runs: the stand-ins
+// on an empty data root, from every pretraining run and a random init.
+func TestSchemaExampleDownstream(t *testing.T) {
+	f, err := Parse("example.toml", []byte(SchemaExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlan(t, f, "cpu")
+	pre := len(p.Runs)
+	if _, err := f.PlanDownstream(p, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	// 3 stand-ins × 3 seeds × (8 pretrained + 8 random-init architectures).
+	if got := len(p.Runs) - pre; got != 3*3*(8+8) {
+		t.Errorf("%d fine-tuning runs, want %d", got, 3*3*(8+8))
+	}
+	for _, r := range p.Runs[pre:] {
+		if r.Finetune.Config.EvalEvery != 100 {
+			t.Fatalf("%s: eval_every %d, want the example's 100", r.Label, r.Finetune.Config.EvalEvery)
+		}
+	}
+}

@@ -148,6 +148,7 @@ type builder struct {
 
 var builders = []builder{
 	{"xlarge", "v1-figure1-xlarge", xlargeFigure},
+	{"xlarge", "v1-table1-race", raceFigure},
 	{"transitions", "v6-figure1-transitions", transitionsFigure},
 	{"embedding", "v6-table3-embedding", embeddingFigure},
 	{"sharing", "v6-table4-sharing", sharingFigure},

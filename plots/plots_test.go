@@ -30,6 +30,7 @@ func fixtureStore(t *testing.T) *results.Store {
 // The fixture's runs decide how many series each figure has.
 var wantSeries = map[string][]int{
 	"v1-figure1-xlarge":      {2, 2}, // BERT-large, BERT-xlarge: loss and MLM accuracy curves
+	"v1-table1-race":         {2},    // paper and ours, BERT-large and BERT-xlarge
 	"v6-figure1-transitions": {2, 2}, // BERT-large, ALBERT-large
 	"v6-table3-embedding":    {2},    // all-shared, not-shared
 	"v6-table4-sharing":      {4},    // the four strategies

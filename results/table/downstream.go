@@ -44,7 +44,6 @@ func (g FinetuneGroup) Sample(label string, runs []results.Finetune) Sample {
 	return s
 }
 
-
 // Median is the median of a sample's values (the paper reports the median
 // over fine-tuning runs); NaN for none.
 func Median(s Sample) float64 {
