@@ -18,7 +18,7 @@ ifeq ($(LIBTORCH),/usr)
 APT_PACKAGES += libtorch-dev
 endif
 
-.PHONY: setup apt torch corpus build run test bench bench-setup doctor clean gpu-bundle
+.PHONY: setup apt torch corpus build run test test-slurm slurm-apt bench bench-setup doctor clean gpu-bundle
 
 ## setup: idempotent; a second run checks and returns in seconds
 setup: apt torch corpus
@@ -55,8 +55,27 @@ run: setup build
 	$(EXP) run ablations/sharing.toml --db $(DB) --jobs $(JOBS)
 	$(EXP) table sharing --db $(DB)
 
+# The real-cluster Slurm test runs in test-slurm (which .ci/run calls), not twice.
 test: setup
-	OMP_WAIT_POLICY=PASSIVE $(GO) test -count=1 -timeout 60m ./...
+	OMP_WAIT_POLICY=PASSIVE $(GO) test -count=1 -timeout 60m -skip '^TestSlurmSweep' ./...
+
+# A real single-node Slurm (munged, slurmctld, slurmd started by the test, no
+# systemd) runs a tiny sweep with a preemption: docs/SLURM.md. About 2-3 minutes.
+SLURM_PACKAGES := munge slurmctld slurmd slurm-client
+
+slurm-apt:
+	@missing=""; for p in $(SLURM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "test-slurm: installing$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test-slurm: setup slurm-apt
+	OMP_WAIT_POLICY=PASSIVE ALBERT_THREADS=1 $(GO) test -count=1 -timeout 20m -v -run '^(TestSlurmSweep|TestCluster)' ./slurm/...
 
 # The PyTorch-eager side of `exp bench --vs-pytorch`: Debian's python3-torch,
 # the same libtorch and OpenBLAS as ours.
