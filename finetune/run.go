@@ -175,6 +175,7 @@ func (r *runner) loop(ctx context.Context, ck train.Checkpoint) (Result, error) 
 	lastBeat := time.Now()
 	last := ck
 	seconds := func() float64 { return ck.Seconds + time.Since(start).Seconds() }
+	lastLoss := math.NaN() // the last training loss read, for progress lines
 	if r.job.Progress != nil && ck.Step > 0 {
 		fmt.Fprintf(r.job.Progress, "%s: resuming at step %d/%d\n", r.job.Name, ck.Step, c.Steps)
 	}
@@ -199,6 +200,7 @@ func (r *runner) loop(ctx context.Context, ck train.Checkpoint) (Result, error) 
 				res.Seconds = seconds()
 				return res, nil
 			}
+			lastLoss = loss
 			r.metrics.Add(step+1, "train", "loss", loss)
 			r.metrics.Add(step+1, "train", "grad_norm", norm)
 			r.metrics.Add(step+1, "train", "lr", lr)
@@ -213,7 +215,7 @@ func (r *runner) loop(ctx context.Context, ck train.Checkpoint) (Result, error) 
 				r.metrics.Add(step+1, s.Split, s.Name, s.Value)
 			}
 			if r.job.Progress != nil {
-				fmt.Fprintf(r.job.Progress, "%s: step %d/%d loss %.4f %s\n", r.job.Name, step+1, c.Steps, loss, describe(scores))
+				fmt.Fprintf(r.job.Progress, "%s: step %d/%d train loss %.4f%s\n", r.job.Name, step+1, c.Steps, lastLoss, describe(scores))
 			}
 			// Rows first, then the checkpoint (see train's loop).
 			if err := r.metrics.Flush(); err != nil {
