@@ -39,6 +39,7 @@ type Skip struct {
 // local `exp run` holds, and runs an earlier sweep's task still queues or
 // runs. A preempted or interrupted run is submitted again and resumes from
 // its checkpoint. The sweep's folder is <root>/<first experiment>-<time>.
+// A fine-tuning run (experiments.Run.Finetune) is an error: see PlanFiles.
 func NewSweep(ctx context.Context, plans []*experiments.Plan, o PlanOptions) (*Sweep, []Skip, error) {
 	if o.Root == "" {
 		o.Root = DefaultRoot
@@ -72,6 +73,11 @@ func NewSweep(ctx context.Context, plans []*experiments.Plan, o PlanOptions) (*S
 		sw.Experiments = append(sw.Experiments, Experiment{Name: p.Experiment, File: p.File, ContentHash: p.ContentHash})
 		ei := len(sw.Experiments) - 1
 		for _, r := range p.Runs {
+			if r.Finetune != nil {
+				// Its task would need its pretraining run's checkpoint, and exp
+				// merge does not fold fine-tuning rows: PlanFiles refuses these.
+				return nil, nil, fmt.Errorf("slurm: %s: run %s is a fine-tuning run: %w", p.File, r.Label, ErrFinetuning)
+			}
 			if i, ok := at[r.Hash]; ok {
 				sw.Runs[i].Experiments = append(sw.Runs[i].Experiments, ei)
 				continue

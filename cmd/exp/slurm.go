@@ -21,7 +21,8 @@ func init() {
 		partition, mem, timeLimit           string
 		sets, sbatchArgs                    []string
 		gpus, cpus, maxPar, signal, requeue int
-		dryRun, retry                       bool
+		dryRun, retry, pretrainOnly         bool
+		dataDir                             string
 	)
 	cmd := &cobra.Command{
 		Use:   "slurm FILE...",
@@ -33,30 +34,38 @@ the job id and the log paths. --dry-run prints the script instead.
 Each task trains its run in the run's own database (<slurm-dir>/db/<hash>.db), published as a
 snapshot that exp merge folds into --db. On Slurm's warning signal (USR2, --signal seconds before a
 preemption or the time limit) a task checkpoints at the next step, records the run as preempted and
-requeues itself, up to --max-requeues times. See docs/SLURM.md.`,
+requeues itself, up to --max-requeues times. See docs/SLURM.md.
+
+Sweeps hold pretraining runs only. A file with [downstream] fine-tuning is refused, unless
+--pretrain-only submits its pretraining runs; after exp merge, exp run FILE fine-tunes from their
+checkpoints.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
 			out := cmd.OutOrStdout()
-			var plans []*experiments.Plan
-			for _, path := range args {
-				f, err := experiments.Load(path)
-				if err != nil {
-					return err
-				}
-				p, err := f.Plan(profile, sets)
-				if err != nil {
-					return err
-				}
-				plans = append(plans, p)
+			plans, notes, err := slurm.PlanFiles(args, profile, sets, dataDir, pretrainOnly)
+			if err != nil {
+				return err
+			}
+			for _, n := range notes {
+				fmt.Fprintln(out, n)
 			}
 			var main *results.Store
-			if _, err := os.Stat(db); err == nil || !dryRun {
+			if !dryRun {
 				st, err := results.Open(db)
 				if err != nil {
 					return err
 				}
 				defer st.Close()
+				main = st
+			} else if _, err := os.Stat(db); err == nil {
+				// A dry run writes nothing: an older schema is read through an
+				// upgraded private copy, not upgraded in place.
+				st, done, err := results.OpenUnchanged(db)
+				if err != nil {
+					return err
+				}
+				defer done()
 				main = st
 			}
 			device := "cpu"
@@ -153,6 +162,8 @@ requeues itself, up to --max-requeues times. See docs/SLURM.md.`,
 	fl.StringArrayVar(&sbatchArgs, "sbatch-arg", nil, "extra sbatch option, e.g. --account=abc (repeatable)")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the sbatch script; submit nothing, write nothing")
 	fl.BoolVar(&retry, "retry", false, "also submit failed and diverged runs, trained again from step 0")
+	fl.BoolVar(&pretrainOnly, "pretrain-only", false, "submit only the pretraining runs of files with [downstream] fine-tuning (fine-tune them with exp run after exp merge)")
+	fl.StringVar(&dataDir, "data-dir", experiments.DefaultDataDir(), "downstream data root (only counts the fine-tuning runs --pretrain-only leaves out)")
 
 	task := &cobra.Command{
 		Use:    "task SWEEP-DIR HASH",
