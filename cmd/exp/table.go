@@ -27,7 +27,10 @@ paper's claims on each profile and scale separately, by one rule printed under e
 interval of the difference over seeds (paired when both sides have the same >= 3 seeds, Welch otherwise)
 gives held / did not hold / inconclusive (with the reason) / not enough runs. The sentence table also
 shows, for each scale, the non-neural NSP/SOP baselines stored for the same held-out pairs (or the
-exp check sentence-baseline command that computes them). The downstream table is every fine-tuning
+exp check sentence-baseline command that computes them). The paper's SQuAD, MNLI, SST-2, RACE and Avg
+columns show ours when the store has fine-tuning runs of a row's pretraining runs on those official
+tasks (never a stand-in): per pretraining run the median over fine-tuning seeds, then mean ± std over
+pretraining seeds. The downstream table is every fine-tuning
 run's best dev score, pretrained beside random init, with the claim "pretrained beats random init"
 per task by the same rule (docs/FINETUNING.md). Tables are printed and
 written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, every ablation that has runs.`,

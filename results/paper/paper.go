@@ -128,8 +128,9 @@ var columnLabels = map[string]string{
 	"sop":        "SOP",
 }
 
-// Downstream reports whether a column key is a fine-tuning result, which
-// the harness cannot measure (no downstream data offline).
+// Downstream reports whether a column key is a fine-tuning result: filled
+// from fine-tuning runs on the official tasks when the store has them
+// (results/table), never from a stand-in.
 func Downstream(key string) bool {
 	switch key {
 	case "squad11_f1", "squad11_em", "squad20_f1", "squad20_em", "mnli", "sst2", "race", "avg":

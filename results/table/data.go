@@ -27,6 +27,10 @@ type RunData struct {
 	Scale  Scale              // parsed scale_json
 	Evals  map[string]float64 // final evals, by name
 	Trans  []results.Transition
+	// Finetunes are the fine-tuning runs started from this run's checkpoint
+	// (every task, stand-ins included, every status): the paper's downstream
+	// columns are read from them (finetuned.go).
+	Finetunes []results.Finetune
 }
 
 // Scale mirrors experiments.Scale as stored in runs.scale_json.
@@ -203,9 +207,19 @@ func loadRuns(s *results.Store, name string) ([]RunData, results.Experiment, err
 	if len(runs) == 0 {
 		return nil, exp, fmt.Errorf("table: experiment %q has %w in %s", name, ErrNoRuns, s.Path())
 	}
+	fts, err := s.Finetunes(results.FinetuneFilter{})
+	if err != nil {
+		return nil, exp, fmt.Errorf("table: %s: %w", name, err)
+	}
+	fromRun := map[int64][]results.Finetune{}
+	for _, f := range fts {
+		if f.Init == results.InitPretrained {
+			fromRun[f.PretrainRunID] = append(fromRun[f.PretrainRunID], f)
+		}
+	}
 	out := make([]RunData, 0, len(runs))
 	for _, r := range runs {
-		d := RunData{Run: r}
+		d := RunData{Run: r, Finetunes: fromRun[r.ID]}
 		if err := json.Unmarshal([]byte(r.ConfigJSON), &d.Config); err != nil {
 			return nil, exp, fmt.Errorf("table: run %d config: %w", r.ID, err)
 		}

@@ -127,6 +127,8 @@ type Report struct {
 	// of each scale group (the sentence table, read by Build; FromRuns
 	// leaves it empty).
 	Baselines []BaselineSet
+
+	ds dsTable // the paper's downstream columns from the runs' fine-tuning (finetuned.go)
 }
 
 // Options tune Build.
@@ -214,7 +216,8 @@ func FromRuns(ablation string, runs []RunData, opt Options) (*Report, error) {
 			sources = append(sources, source{sr.Label, nil, sr.Match})
 		}
 	}
-	rep.Columns = columns(rep.Table, ms)
+	rep.ds = downstreamOf(rep.Table, runs)
+	rep.Columns = columns(rep.Table, ms, rep.ds)
 
 	// Group runs: by paper row (first match wins), then configuration
 	// (runs are pooled only when they differ by the seed alone).
@@ -279,7 +282,7 @@ func FromRuns(ablation string, runs []RunData, opt Options) (*Report, error) {
 		}
 	}
 	rep.Notes = rep.notes(ref, runs)
-	rep.Claims = claimsOf(ablation, groups, ms)
+	rep.Claims = claimsOf(ablation, groups, ms, rep.ds)
 	return rep, nil
 }
 
@@ -333,7 +336,7 @@ func value(r RunData, m metric) float64 {
 	return v
 }
 
-func columns(t *paper.Table, ms []metric) []Column {
+func columns(t *paper.Table, ms []metric, ds dsTable) []Column {
 	var cols []Column
 	has := map[string]bool{}
 	if t != nil {
@@ -344,6 +347,8 @@ func columns(t *paper.Table, ms []metric) []Column {
 			switch {
 			case c == "params":
 				cols = append(cols, Column{Key: "params", Label: "Params (M)", Kind: Compared, Prec: 2})
+			case paper.Downstream(c) && ds.has(c):
+				cols = append(cols, Column{Key: c, Label: paper.ColumnLabel(c), Kind: Compared, Prec: 2})
 			case !paper.Downstream(c) && !isMetricCol(c, ms):
 				cols = append(cols, Column{Key: c, Label: paper.ColumnLabel(c), Kind: PaperOnly})
 			}
@@ -399,6 +404,9 @@ func (rep *Report) row(label string, prow *paper.Row, match map[string]any, prof
 				cell.Ours = NewSample("", cell.Ours.Values[0])
 			}
 		default:
+			if paper.Downstream(c.Key) {
+				cell.Ours = rep.ds.sample(c.Key, runs)
+			}
 			for _, m := range ms {
 				if m.key == c.Key {
 					cell.Ours = sampleOf(runs, m)
@@ -444,15 +452,16 @@ func (rep *Report) notes(ref *paper.Reference, runs []RunData) []string {
 				break
 			}
 		}
+		_, hidden := shownDownstream(rep.Table, rep.ds)
 		var ds []string
-		for _, c := range rep.Table.Columns {
-			if paper.Downstream(c) {
-				ds = append(ds, paper.ColumnLabel(c))
-			}
+		for _, c := range hidden {
+			ds = append(ds, paper.ColumnLabel(c))
 		}
 		if len(ds) > 0 {
-			out = append(out, "Not shown: the paper's "+strings.Join(ds, ", ")+" columns, which no row of ours can be compared with ("+ref.Meta.DownstreamNote+").")
+			out = append(out, "Not shown: the paper's "+strings.Join(ds, ", ")+" columns, which no row of ours can be compared with: "+
+				"no pretraining run of these rows has finished fine-tuning on those official tasks in the store ("+ref.Meta.DownstreamNote+").")
 		}
+		out = append(out, rep.ds.notes...)
 	}
 	if rep.Figure != nil {
 		out = append(out, fmt.Sprintf("Paper: %s (%s, source %s %s); curve values were not transcribed, so only our numbers are shown.",
@@ -473,13 +482,13 @@ func versionName(ref *paper.Reference, v string) string {
 
 // claimsOf checks the ablation's claims on each scale group separately:
 // never pooling runs of two profiles or scales.
-func claimsOf(ablation string, groups []ScaleGroup, ms []metric) []ClaimSet {
+func claimsOf(ablation string, groups []ScaleGroup, ms []metric, ds dsTable) []ClaimSet {
 	var out []ClaimSet
 	for _, g := range groups {
-		out = append(out, ClaimSet{Profile: g.Profile, Scale: g.Label, Claims: claimsFor(ablation, g.Runs, ms)})
+		out = append(out, ClaimSet{Profile: g.Profile, Scale: g.Label, Claims: claimsFor(ablation, g.Runs, ms, ds)})
 	}
 	if len(out) == 0 {
-		out = append(out, ClaimSet{Claims: claimsFor(ablation, nil, ms)})
+		out = append(out, ClaimSet{Claims: claimsFor(ablation, nil, ms, ds)})
 	}
 	return out
 }
@@ -525,7 +534,7 @@ func points(runs []RunData, base map[string]any, axis string, m metric) []Point 
 	return sortPoints(out)
 }
 
-func claimsFor(ablation string, runs []RunData, ms []metric) []Claim {
+func claimsFor(ablation string, runs []RunData, ms []metric, ds dsTable) []Claim {
 	acc := metricOf(ms, "mlm_acc")
 	switch ablation {
 	case "sentence":
@@ -551,7 +560,11 @@ func claimsFor(ablation string, runs []RunData, ms []metric) []Claim {
 		large := where(runs, map[string]any{"model.hidden_size": 1024, "model.sharing": "none"})
 		xl := where(runs, map[string]any{"model.hidden_size": 2048, "model.sharing": "none"})
 		loss := metricOf(ms, "mlm_loss")
-		return XlargeClaims(sampleOf(large, acc), sampleOf(xl, acc), sampleOf(large, loss), sampleOf(xl, loss))
+		cs := XlargeClaims(sampleOf(large, acc), sampleOf(xl, acc), sampleOf(large, loss), sampleOf(xl, loss))
+		if ds.has("race") {
+			cs = append(cs, XlargeRACEClaim(ds.sample("race", large), ds.sample("race", xl)))
+		}
+		return cs
 	case "transitions":
 		side := func(match map[string]any) TransitionRuns {
 			var t TransitionRuns
