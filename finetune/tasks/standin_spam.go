@@ -41,7 +41,7 @@ func BuildSpam(root, cacheDir string, o StandInOptions) error {
 	if upToDate(dir, m) {
 		return nil
 	}
-	src, err := spamSource.ensure(filepath.Join(cacheDir, "standin"), o)
+	src, err := spamSource.cached(StandInSourceDir(cacheDir), task.Name)
 	if err != nil {
 		return err
 	}
