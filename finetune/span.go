@@ -2,6 +2,8 @@ package finetune
 
 import (
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 
 	"github.com/reproml/albert/finetune/score"
@@ -22,6 +24,9 @@ import (
 func scoreSpan(t tasks.Task, e EvalSet, p Predictions, c Config, dir string) (map[string]float64, error) {
 	if len(p.Start) != len(e.Features) || len(p.End) != len(e.Features) {
 		return nil, fmt.Errorf("%d/%d span predictions for %d features", len(p.Start), len(p.End), len(e.Features))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("predictions folder: %w", err)
 	}
 	const nBest = 20
 	cands := make([][]score.Candidate, len(e.Features))
@@ -67,7 +72,16 @@ func scoreSpan(t tasks.Task, e EvalSet, p Predictions, c Config, dir string) (ma
 	if err := score.WriteNullOdds(filepath.Join(dir, "null_odds.json"), ids, null); err != nil {
 		return nil, err
 	}
-	return map[string]float64{tasks.MetricEM: tuned.Result.Exact, tasks.MetricF1: tuned.Result.F1}, nil
+	r := tuned.Result
+	ms := map[string]float64{tasks.MetricEM: r.Exact, tasks.MetricF1: r.F1,
+		tasks.MetricHasAnsEM: math.NaN(), tasks.MetricHasAnsF1: math.NaN(), tasks.MetricNoAnsAcc: math.NaN()}
+	if r.HasAnsTotal > 0 {
+		ms[tasks.MetricHasAnsEM], ms[tasks.MetricHasAnsF1] = r.HasAnsExact, r.HasAnsF1
+	}
+	if r.NoAnsTotal > 0 {
+		ms[tasks.MetricNoAnsAcc] = r.NoAnsExact
+	}
+	return ms, nil
 }
 
 func f32(v []float64) []float32 {

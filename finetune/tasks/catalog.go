@@ -58,7 +58,7 @@ var catalog = []Task{
 	{Name: SQuAD11, Kind: Span, Metric: MetricF1, Metrics: []string{MetricF1, MetricEM},
 		PaperColumns: map[string]string{MetricF1: "squad11_f1", MetricEM: "squad11_em"},
 		Dir:          "squad", Format: FormatSQuAD, TrainSplit: Train, EvalSplits: []Split{Dev}, Choices: 1, SQuADVersion: 1},
-	{Name: SQuAD20, Kind: Span, Metric: MetricF1, Metrics: []string{MetricF1, MetricEM},
+	{Name: SQuAD20, Kind: Span, Metric: MetricF1, Metrics: []string{MetricF1, MetricEM, MetricHasAnsEM, MetricHasAnsF1, MetricNoAnsAcc},
 		PaperColumns: map[string]string{MetricF1: "squad20_f1", MetricEM: "squad20_em"},
 		Dir:          "squad", Format: FormatSQuAD, TrainSplit: Train, EvalSplits: []Split{Dev}, Choices: 1, SQuADVersion: 2},
 	{Name: RACE, Kind: MultipleChoice, Labels: options, Metric: MetricAccuracy,

@@ -46,6 +46,13 @@ const (
 	MetricEM       = "em"       // SQuAD exact match
 	MetricAccMid   = "accuracy_middle"
 	MetricAccHigh  = "accuracy_high"
+
+	// SQuAD 2.0 by kind of question, as evaluate-v2.0.py's HasAns_exact,
+	// HasAns_f1 and NoAns_exact (= NoAns_f1) report them; NaN when the split
+	// has no question of that kind.
+	MetricHasAnsEM = "has_ans_em"
+	MetricHasAnsF1 = "has_ans_f1"
+	MetricNoAnsAcc = "no_ans_acc" // unanswerable questions answered ""
 )
 
 // RACE subsets.
