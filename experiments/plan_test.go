@@ -103,6 +103,10 @@ func TestAblationPlans(t *testing.T) {
 
 // Every CPU profile fits the budget of sharing.toml (24 runs in 40 minutes),
 // by the FLOP estimate: the cost of any file is at most 1.25x sharing's.
+// sentence.toml is the measured exception: its seq-128 profile is 1.70x
+// sharing's FLOPs but ran in 55m27s (exp run ablations/sentence.toml
+// --jobs 3: longer sequences run more FLOP/s, and 9 runs fill 3 rounds of 3),
+// inside the 60 minutes its issue allows; 1.75x keeps it from growing.
 func TestCPUBudget(t *testing.T) {
 	total := func(name string) float64 {
 		var s float64
@@ -112,9 +116,14 @@ func TestCPUBudget(t *testing.T) {
 		return s
 	}
 	ref := total("sharing")
+	limit := map[string]float64{"sentence": 1.75}
 	for _, name := range []string{"embedding", "sentence", "xlarge", "transitions", "depth", "width", "dropout"} {
-		if got := total(name); got > 1.25*ref {
-			t.Errorf("%s: %.3g FLOPs, %.2fx sharing.toml's", name, got, got/ref)
+		l, ok := limit[name]
+		if !ok {
+			l = 1.25
+		}
+		if got := total(name); got > l*ref {
+			t.Errorf("%s: %.3g FLOPs, %.2fx sharing.toml's (limit %.2fx)", name, got, got/ref, l)
 		}
 	}
 }
