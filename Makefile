@@ -75,7 +75,7 @@ slurm-apt:
 	fi
 
 test-slurm: setup slurm-apt
-	OMP_WAIT_POLICY=PASSIVE ALBERT_THREADS=1 $(GO) test -count=1 -timeout 20m -v -run '^(TestSlurmSweep|TestCluster)' ./slurm/...
+	OMP_WAIT_POLICY=PASSIVE ALBERT_THREADS=1 $(GO) test -count=1 -timeout 45m -v -run '^(TestSlurmSweep|TestCluster)' ./slurm/...
 
 # The PyTorch-eager side of `exp bench --vs-pytorch`: Debian's python3-torch,
 # the same libtorch and OpenBLAS as ours.
