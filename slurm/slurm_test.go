@@ -109,3 +109,15 @@ func TestSweepSaveLoad(t *testing.T) {
 		t.Fatal(got.LogPath(1))
 	}
 }
+
+// A scontrol that Slurm's own requeue terminated counts as requeued; any
+// other failure does not.
+func TestKilledByRequeue(t *testing.T) {
+	_, err := run(t.Context(), "sh", "-c", "kill -TERM $$")
+	if err == nil || !killedByRequeue(err) {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if _, err := run(t.Context(), "sh", "-c", "exit 1"); err == nil || killedByRequeue(err) {
+		t.Fatalf("exit 1: %v", err)
+	}
+}

@@ -3,9 +3,11 @@ package slurm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
@@ -166,11 +168,24 @@ func RunTask(ctx context.Context, o TaskOptions) error {
 	if me == "local" {
 		return fmt.Errorf("slurm: run %s preempted at step %d outside Slurm: nothing to requeue", short(sr.Hash), r.Step)
 	}
-	if err := Requeue(context.Background(), me); err != nil {
+	if err := Requeue(context.Background(), me); err != nil && !killedByRequeue(err) {
 		return err
 	}
 	fmt.Fprintf(o.Log, "slurm task %s: run %s preempted at step %d (%d of %d requeues), requeued\n", me, short(sr.Hash), r.Step, r.Preemptions, sw.MaxRequeues)
 	return nil
+}
+
+// killedByRequeue reports whether scontrol failed only because the requeue
+// it asked for had begun: Slurm ends this very task with SIGTERM to its
+// process group, scontrol included, sometimes before scontrol exits (exp
+// itself ignores it: it has stopped already).
+func killedByRequeue(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM
 }
 
 // taskID is this array task as "<array job>_<task>", or "local" outside Slurm.
