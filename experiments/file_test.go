@@ -88,7 +88,7 @@ func TestMalformedFiles(t *testing.T) {
 		{"empty seeds", strings.Replace(good, "seeds = [1]", "seeds = []", 1), 6, "base.seeds"},
 		{"heads not dividing H", strings.Replace(good, "num_layers = 2", "num_layers = 2\nnum_heads = 3", 1), 19, "profiles.cpu.model.num_heads"},
 		{"E <= 0 in a profile axis", strings.Replace(good, "[128, 32]", "[128, 0]", 1), 20, "embedding_size"},
-		{"warm-up longer than the run", strings.Replace(good, "warmup_steps = 2", "warmup_steps = 200", 1), 25, "profiles.cpu.train.warmup_steps"},
+		{"negative warm-up", strings.Replace(good, "warmup_steps = 2", "warmup_steps = -2", 1), 25, "profiles.cpu.train.warmup_steps"},
 		{"data vocab differs from model", strings.Replace(good, "seq_len = 64", "seq_len = 64\nvocab_size = 9000", 1), 23, "profiles.cpu.data.vocab_size"},
 		{"profile reshapes an axis", strings.Replace(good, "[128, 32]", "[128, 32, 16]", 1), 20, "profiles.cpu.grid.model.embedding_size"},
 		{"swept key fixed in base", strings.Replace(good, `preset = "albert-base"`, "preset = \"albert-base\"\nsharing = \"all\"", 1), 10, "base.model.sharing"},

@@ -54,8 +54,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("optimizer must be \"lamb\" or \"adamw\", got %q", c.Optimizer)
 	case c.LR <= 0:
 		return fmt.Errorf("lr must be > 0, got %g", c.LR)
-	case c.WarmupSteps < 0 || c.WarmupSteps > c.Steps:
-		return fmt.Errorf("warmup_steps must be in [0, steps = %d], got %d", c.Steps, c.WarmupSteps)
+	case c.WarmupSteps < 0: // longer than the run is allowed, as in optimization.py: it warms up to the end
+		return fmt.Errorf("warmup_steps must be >= 0, got %d", c.WarmupSteps)
 	case c.WeightDecay < 0:
 		return fmt.Errorf("weight_decay must be >= 0, got %g", c.WeightDecay)
 	case c.Beta1 < 0 || c.Beta1 >= 1:

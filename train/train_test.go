@@ -243,6 +243,22 @@ func TestLearningRateSchedule(t *testing.T) {
 			t.Errorf("lr(%d) = %g, want %g", step, got, want)
 		}
 	}
+	// A warm-up longer than the run (a 50-step run of a 100-step warm-up
+	// profile) is valid and rises to the end, as optimization.py does.
+	short := DefaultConfig()
+	short.LR, short.Steps, short.WarmupSteps = 1, 50, 100
+	if err := short.Validate(); err != nil {
+		t.Fatalf("warm-up longer than the run: %v", err)
+	}
+	for step, want := range map[int]float64{0: 0, 25: 0.25, 49: 0.49} {
+		if got := short.LearningRate(step); math.Abs(got-want) > 1e-12 {
+			t.Errorf("short run: lr(%d) = %g, want %g", step, got, want)
+		}
+	}
+	short.WarmupSteps = -1
+	if err := short.Validate(); err == nil {
+		t.Error("a negative warm-up was accepted")
+	}
 }
 
 func TestDiverged(t *testing.T) {
