@@ -60,7 +60,8 @@ test: setup
 	OMP_WAIT_POLICY=PASSIVE $(GO) test -count=1 -timeout 60m -skip '^TestSlurmSweep' ./...
 
 # A real single-node Slurm (munged, slurmctld, slurmd started by the test, no
-# systemd) runs a tiny sweep with a preemption: docs/SLURM.md. About 2-3 minutes.
+# systemd) runs a tiny sweep with a preemption (about 2-3 minutes) and the 24-run sharing
+# sweep at 50 steps against exp run (13 minutes on 2 loaded cores): docs/SLURM.md.
 SLURM_PACKAGES := munge slurmctld slurmd slurm-client
 
 slurm-apt:
