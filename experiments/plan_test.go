@@ -256,7 +256,7 @@ func TestSetOverrides(t *testing.T) {
 		{"model.num_heads=3", "num_heads = 3 does not divide hidden_size = 128"},
 		{"data.vocab_size=100", "differs from model.vocab_size"},
 		{"model.sentence_head=false", "cannot be set"},
-		{"train.warmup_steps=900", "warmup_steps"},
+		{"train.warmup_steps=-1", "warmup_steps"},
 		{"seeds=a", "seeds"},
 	}
 	for _, b := range bad {

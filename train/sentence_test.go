@@ -194,14 +194,15 @@ func TestSentenceHeadComparesSegments(t *testing.T) {
 	}
 	backend.Seed(11)
 	c := DefaultConfig()
-	c.Optimizer, c.LR, c.BiasCorrection, c.WeightDecay = "adamw", 0.001, true, 0
+	c.Optimizer, c.LR, c.BiasCorrection, c.WeightDecay = "adamw", 0.0005, true, 0
 	sp := smallStepper(t, model.Config{VocabSize: 100, EmbeddingSize: 32, HiddenSize: 64, NumLayers: 2, NumHeads: 2,
 		MaxPositions: seq, Sharing: model.ShareAll, SentenceHead: true}.Resolve(), c)
 	next := func() (data.Batch, error) { return batch(32), nil }
-	// AdamW at lr 0.001 with 100 warm-up steps: 64% at step 600 and 87% at
-	// step 800 here; a constant 0.002 without warm-up rose to 61% and fell
-	// back to chance.
-	const steps = 800
+	// AdamW at lr 0.0005 with 100 warm-up steps: 93-94% at step 800 and
+	// 98-100% at step 1200 with 1 and with 2 threads. At lr 0.001 the run
+	// depended on the thread count (87% with 1, 64% with 2 after 800 steps),
+	// and a constant 0.002 without warm-up rose to 61% and fell back to chance.
+	const steps = 1200
 	for step := 0; step < steps; step++ {
 		if _, _, err := sp.Step(next, c.LR*min(1, float64(step+1)/100), false); err != nil {
 			t.Fatal(err)
@@ -213,7 +214,7 @@ func TestSentenceHeadComparesSegments(t *testing.T) {
 	}
 	got := sentenceMetrics("s", sentenceScores(sp.Model, batch(512)))
 	t.Logf("after %d steps: fresh pairs: loss %.4f, accuracy %.3f", steps, got["s_loss"], got["s_acc"])
-	if got["s_acc"] < 0.75 {
+	if got["s_acc"] < 0.9 {
 		t.Errorf("the sentence head did not learn to compare segments: accuracy %.3f on fresh pairs (chance 0.5)", got["s_acc"])
 	}
 }
