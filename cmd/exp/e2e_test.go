@@ -6,11 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/reproml/albert/data"
 	"github.com/reproml/albert/results"
 )
 
@@ -49,16 +46,9 @@ func TestKill9ThenRerunMatchesUninterrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two sweeps")
 	}
-	root, _ := filepath.Abs("../..")
-	if _, err := os.Stat(data.CorpusPath(filepath.Join(root, cacheRoot))); err != nil {
-		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
-	}
+	root := repoWithCorpus(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "exp")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildExp(t, tmp)
 	file := filepath.Join(tmp, "e2e.toml")
 	os.WriteFile(file, []byte(e2eExperiment), 0o644)
 	exp := func(ctx context.Context, name string) *exec.Cmd {
@@ -75,26 +65,7 @@ func TestKill9ThenRerunMatchesUninterrupted(t *testing.T) {
 
 	// Start the sweep, wait for the first run's checkpoint at step 20 or
 	// later, then kill -9 the process.
-	cut := exp(context.Background(), "cut")
-	var log strings.Builder
-	cut.Stdout, cut.Stderr = &log, &log
-	if err := cut.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		ck, _ := filepath.Glob(filepath.Join(tmp, "cut-runs", "*", "step-0000002*.pt"))
-		if len(ck) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cut.Process.Kill()
-			t.Fatalf("no checkpoint at step 20 within 3 minutes:\n%s", log.String())
-		}
-		time.Sleep(2 * time.Millisecond) // kill as soon as the file appears: the riskiest moment
-	}
-	cut.Process.Signal(syscall.SIGKILL)
-	cut.Wait()
+	killAtCheckpoint(t, exp(context.Background(), "cut"), filepath.Join(tmp, "cut-runs", "*", "step-0000002*.pt"), "checkpoint at step 20")
 
 	out, err := exp(context.Background(), "cut").CombinedOutput()
 	if err != nil {

@@ -6,11 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/reproml/albert/data"
 	"github.com/reproml/albert/results"
 )
 
@@ -64,17 +61,11 @@ func TestKill9DuringFinetuningResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pretrains and fine-tunes twice")
 	}
-	repo, _ := filepath.Abs("../..")
-	if _, err := os.Stat(data.CorpusPath(filepath.Join(repo, cacheRoot))); err != nil {
-		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
-	}
+	repo := repoWithCorpus(t)
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "data")
 	copyTree(t, filepath.Join(repo, "finetune", "tasks", "testdata", "root", "glue", "SST-2"), filepath.Join(root, "glue", "SST-2"))
-	bin := filepath.Join(tmp, "exp")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildExp(t, tmp)
 	file := filepath.Join(tmp, "ft-kill.toml")
 	os.WriteFile(file, []byte(killFinetuneExperiment), 0o644)
 	exp := func(name string) *exec.Cmd {
@@ -90,27 +81,8 @@ func TestKill9DuringFinetuningResumes(t *testing.T) {
 
 	// Kill as soon as the fine-tuning run's step-50 checkpoint appears (the
 	// pretraining run stops at step 6).
-	cut := exp("cut")
-	var log strings.Builder
-	cut.Stdout, cut.Stderr = &log, &log
-	if err := cut.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		if ck, _ := filepath.Glob(filepath.Join(tmp, "cut-runs", "*", "step-00000050.pt")); len(ck) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cut.Process.Kill()
-			t.Fatalf("no fine-tuning checkpoint at step 50 within 3 minutes:\n%s", log.String())
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cut.Process.Signal(syscall.SIGKILL)
-	cut.Wait()
-	if strings.Contains(log.String(), "step 200/200") {
-		t.Skipf("the fine-tuning run finished before the kill landed:\n%s", log.String())
+	if log := killAtCheckpoint(t, exp("cut"), filepath.Join(tmp, "cut-runs", "*", "step-00000050.pt"), "fine-tuning checkpoint at step 50"); strings.Contains(log, "step 200/200") {
+		t.Skipf("the fine-tuning run finished before the kill landed:\n%s", log)
 	}
 
 	out, err := exp("cut").CombinedOutput()

@@ -3,6 +3,7 @@ package table
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -57,13 +58,7 @@ func Curves(w io.Writer, st *results.Store, experiment, split string, metrics []
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "step\t%s\t\n", strings.Join(metrics, "\t"))
-		steps := slices.Sorted(func(yield func(int) bool) {
-			for s := range byStep {
-				if !yield(s) {
-					return
-				}
-			}
-		})
+		steps := slices.Sorted(maps.Keys(byStep))
 		for _, s := range steps {
 			fmt.Fprintf(tw, "%d", s)
 			for i, v := range byStep[s] {
