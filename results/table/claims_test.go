@@ -334,3 +334,36 @@ func TestLostTextCounts(t *testing.T) {
 		t.Errorf("lostText = %q, want %q", got, want)
 	}
 }
+
+// BERT's heads (H/64) and FFN (4H) follow H: at H 128 and 256 their values
+// differ but their factors against the paper do not, so the two rows are one
+// scale group and their claims pair (xlarge's BERT-large vs BERT-xlarge). A
+// key set apart by its factor (steps) still splits.
+func TestScaleGroupsPairRowsWhoseDerivedKeysFollowTheSweep(t *testing.T) {
+	run := func(seed int64, h, steps int) RunData {
+		return RunData{
+			Run: results.Run{Seed: seed, Profile: "cpu"},
+			Config: map[string]any{"model": map[string]any{
+				"hidden_size": h, "intermediate_size": 4 * h, "num_heads": h / 64},
+				"train": map[string]any{"steps": steps}},
+			Scale: Scale{
+				Point: map[string]any{"model.hidden_size": h},
+				Factors: map[string]float64{
+					"model.intermediate_size": 0.125, "model.num_heads": 0.125,
+					"train.steps": float64(steps) / 125000},
+			},
+		}
+	}
+	gs := ScaleGroups([]RunData{run(1, 128, 800), run(1, 256, 800), run(2, 128, 800), run(2, 256, 800)})
+	if len(gs) != 1 || len(gs[0].Runs) != 4 || gs[0].Label != "cpu" {
+		t.Fatalf("got %d groups, want one labelled cpu with 4 runs: %+v", len(gs), gs)
+	}
+	gs = ScaleGroups([]RunData{run(1, 128, 800), run(1, 256, 800), run(1, 128, 1600), run(1, 256, 1600)})
+	if len(gs) != 2 || gs[0].Label != "cpu train.steps=800" || gs[1].Label != "cpu train.steps=1600" {
+		var ls []string
+		for _, g := range gs {
+			ls = append(ls, g.Label)
+		}
+		t.Fatalf("steps 800 and 1600 must be two groups labelled by their steps, got %q", ls)
+	}
+}

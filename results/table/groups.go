@@ -151,6 +151,12 @@ func ScaleGroups(runs []RunData) []ScaleGroup {
 			within[k] = true
 		}
 	}
+	// A key scaled against the paper is identified by its factor, not its
+	// value: a key that follows a swept one (BERT's heads H/64 and FFN 4H
+	// beside H) has one value per row but one factor for the whole profile,
+	// so the rows still pair in a claim. A value set with --set or by a
+	// changed key without a ratio is identified by its value.
+	factor := func(f float64) string { return "×" + strconv.FormatFloat(f, 'g', 4, 64) }
 	parts := func(r RunData) map[string]string {
 		f := flatten(r.Config)
 		out := map[string]string{}
@@ -158,9 +164,13 @@ func ScaleGroups(runs []RunData) []ScaleGroup {
 			if _, swept := r.Scale.Point[k]; swept {
 				return
 			}
+			if x, ok := r.Scale.Factors[k]; ok && !within[k] {
+				out[k] = factor(x)
+				return
+			}
 			v, ok := f[k]
 			if !ok {
-				v = "factor " + strconv.FormatFloat(r.Scale.Factors[k], 'g', -1, 64)
+				v = factor(r.Scale.Factors[k])
 			}
 			out[k] = v
 		}
