@@ -103,6 +103,7 @@ func Build(ctx context.Context, o Options) (Manifest, bool, error) {
 			}
 		}
 		kernelsOrWarn(ctx, o, lt, m.LibDir)
+		distOrWarn(ctx, o, lt, m.LibDir)
 		return m, true, nil
 	}
 
@@ -142,6 +143,7 @@ func Build(ctx context.Context, o Options) (Manifest, bool, error) {
 		return Manifest{}, false, err
 	}
 	kernelsOrWarn(ctx, o, lt, libDir)
+	distOrWarn(ctx, o, lt, libDir)
 	if !o.NoGoModule {
 		m.GotchModule = filepath.Join(dir, "gotch")
 		if err := writeGoModule(o.GotchDir, m.GotchModule, libDir); err != nil {

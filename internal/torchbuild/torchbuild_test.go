@@ -168,3 +168,57 @@ func TestKernelsBuildFailureWarns(t *testing.T) {
 		}
 	}
 }
+
+// The c10d binding compiles Gloo in only where Gloo's headers are, and NCCL
+// only for a CUDA libtorch with nccl.h (a wheel's site-packages/nvidia).
+func TestProbeDistSelectsBackendsFromHeaders(t *testing.T) {
+	cpu := fakeLibtorch(t, "#define TORCH_VERSION_MAJOR 1\n#define TORCH_VERSION_MINOR 13\n#define TORCH_VERSION_PATCH 1\n", "", false)
+	lt, err := Probe(cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt.IncludeDirs = lt.IncludeDirs[:1] // not /usr/include: this machine may have Gloo's headers
+	if f := probeDistIn(lt, nil); f.Gloo || f.NCCL {
+		t.Fatalf("no headers: %+v", f)
+	}
+	os.MkdirAll(filepath.Join(cpu, "include", "gloo"), 0o755)
+	os.WriteFile(filepath.Join(cpu, "include", "gloo", "algorithm.h"), nil, 0o644)
+	f := probeDistIn(lt, nil)
+	if !f.Gloo || f.NCCL || !strings.Contains(strings.Join(f.Flags, " "), "-DUSE_C10D_GLOO") {
+		t.Fatalf("gloo headers: %+v", f)
+	}
+
+	site := t.TempDir()
+	torch := filepath.Join(site, "torch")
+	os.Rename(fakeLibtorch(t, "#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 11\n#define TORCH_VERSION_PATCH 0\n", "", true), torch)
+	nccl := filepath.Join(site, "nvidia", "nccl", "include")
+	os.MkdirAll(nccl, 0o755)
+	os.WriteFile(filepath.Join(nccl, "nccl.h"), nil, 0o644)
+	lt, err = Probe(torch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = probeDistIn(lt, nil)
+	flags := strings.Join(f.Flags, " ")
+	if !f.NCCL || !strings.Contains(flags, "-DUSE_C10D_NCCL") || !strings.Contains(flags, nccl) || !strings.Contains(strings.Join(f.Link, " "), "-ltorch_cuda") {
+		t.Fatalf("CUDA wheel with nccl.h: %+v", f)
+	}
+}
+
+// A failed build of the c10d binding only warns and leaves nothing behind.
+func TestDistBuildFailureWarns(t *testing.T) {
+	lib := t.TempDir()
+	var log strings.Builder
+	inc := t.TempDir()
+	os.MkdirAll(filepath.Join(inc, "gloo"), 0o755)
+	os.WriteFile(filepath.Join(inc, "gloo", "algorithm.h"), nil, 0o644)
+	distOrWarn(context.Background(), Options{CXX: "false", Log: &log}, Libtorch{LibDir: "/nonexistent", IncludeDirs: []string{inc}}, lib)
+	if !strings.Contains(log.String(), "torchbuild: warning:") || !strings.Contains(log.String(), "--nproc") {
+		t.Fatalf("log = %q, want a warning naming what is unavailable", log.String())
+	}
+	for _, name := range []string{distStamp, "libalbert_dist.so"} {
+		if _, err := os.Stat(filepath.Join(lib, name)); err == nil {
+			t.Errorf("%s written by a failed build", name)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package torchbuild
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/reproml/albert/distributed/native"
+)
+
+// distStamp records which source and flags built the c10d binding.
+const distStamp = "albert_dist.stamp"
+
+// distFeatures are the process groups the binding can compile against this
+// libtorch, and the flags that select them: Gloo where Gloo's headers are
+// found (Debian: libgloo-dev; libtorch ships ProcessGroupGloo but not the
+// headers it includes), NCCL where the libtorch is a CUDA one and nccl.h is
+// found (a PyTorch wheel's nvidia/nccl/include). Neither is an error: the
+// binding then says at init which backend it lacks.
+type distFeatures struct {
+	Gloo, NCCL bool
+	Flags      []string // -D and -isystem flags
+	Link       []string // extra libraries (CUDA's, for NCCL)
+}
+
+func probeDist(lt Libtorch) distFeatures {
+	return probeDistIn(lt, []string{"/usr/include", "/usr/local/include"})
+}
+
+// probeDistIn is probeDist searching system, after libtorch's own include
+// folders, for Gloo's and NCCL's headers.
+func probeDistIn(lt Libtorch, system []string) distFeatures {
+	var f distFeatures
+	incs := append(append([]string{}, lt.IncludeDirs...), system...)
+	for _, d := range incs {
+		if fileExists(filepath.Join(d, "gloo", "algorithm.h")) {
+			f.Gloo = true
+			f.Flags = append(f.Flags, "-DUSE_C10D_GLOO")
+			break
+		}
+	}
+	if lt.CUDA {
+		// A wheel's CUDA headers live beside torch/ in site-packages/nvidia/*/include.
+		var extra []string
+		nv, _ := filepath.Glob(filepath.Join(filepath.Dir(lt.Dir), "nvidia", "*", "include"))
+		extra = append(extra, nv...)
+		if len(system) > 0 {
+			extra = append(extra, "/usr/local/cuda/include")
+		}
+		for _, d := range append(incs, extra...) {
+			if fileExists(filepath.Join(d, "nccl.h")) {
+				f.NCCL = true
+				break
+			}
+		}
+		if f.NCCL {
+			f.Flags = append(f.Flags, "-DUSE_C10D_NCCL", "-DUSE_CUDA")
+			for _, d := range extra {
+				if fileExists(d) {
+					f.Flags = append(f.Flags, "-isystem", d)
+				}
+			}
+			f.Link = []string{"-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"}
+		}
+	}
+	return f
+}
+
+// buildDist compiles the c10d binding (distributed/native/cpp) into
+// libalbert_dist.so in libDir unless the library there was built from the
+// same source with the same flags (its own stamp, as the kernels: editing
+// it never rebuilds libtch). It is a library of its own, not part of the
+// kernels', because it needs headers and libraries the kernels do not
+// (Gloo's, CUDA's for NCCL): a libtorch without them keeps its kernels.
+func buildDist(ctx context.Context, o Options, lt Libtorch, libDir string) (rebuilt bool, err error) {
+	f := probeDist(lt)
+	if !f.Gloo && !f.NCCL {
+		return false, fmt.Errorf("%s: neither Gloo's headers (gloo/algorithm.h; on Debian: apt-get install libgloo-dev) nor NCCL's were found for %s", native.Library, lt)
+	}
+	compile := append(append(lt.CompileFlags(), "-O2"), f.Flags...)
+	link := append([]string{"-shared", "-Wl,-soname," + native.Library}, kernelLinkFlags(lt)...)
+	link = append(link, f.Link...)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", o.CXX, strings.Join(compile, " "), strings.Join(link, " "))
+	h.Write(native.Source)
+	want := hex.EncodeToString(h.Sum(nil))
+	lib := filepath.Join(libDir, native.Library)
+	if got, err := os.ReadFile(filepath.Join(libDir, distStamp)); err == nil && string(got) == want && fileExists(lib) {
+		return false, nil
+	}
+	fmt.Fprintf(o.Log, "torchbuild: compiling the c10d binding (gloo %v, nccl %v) into %s\n", f.Gloo, f.NCCL, lib)
+	tmp, err := os.MkdirTemp(libDir, "dist-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "albert_dist.cpp")
+	if err := os.WriteFile(src, native.Source, 0o644); err != nil {
+		return false, err
+	}
+	obj := filepath.Join(tmp, "albert_dist.o")
+	so := filepath.Join(tmp, native.Library)
+	steps := [][]string{
+		append(compile[:len(compile):len(compile)], "-c", src, "-o", obj),
+		append([]string{"-o", so, obj}, link...),
+	}
+	for _, args := range steps {
+		cmd := exec.CommandContext(ctx, o.CXX, args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return false, fmt.Errorf("torchbuild: building %s: %v\n%s", native.Library, err, tail(string(out), 3000))
+		}
+	}
+	if err := os.Rename(so, lib); err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(filepath.Join(libDir, distStamp), []byte(want), 0o644)
+}
+
+// distOrWarn builds the binding and only warns when that fails: only
+// `exp run --nproc` (and a Slurm world) needs it, and it says so then.
+func distOrWarn(ctx context.Context, o Options, lt Libtorch, libDir string) {
+	if _, err := buildDist(ctx, o, lt, libDir); err != nil {
+		fmt.Fprintf(o.Log, "torchbuild: warning: %v\ntorchbuild: exp run --nproc (data-parallel training) will be unavailable\n", err)
+	}
+}
