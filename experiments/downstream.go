@@ -284,6 +284,7 @@ func (f *File) PlanDownstream(p *Plan, root string) (skipped []string, err error
 	if d == nil {
 		return nil, nil
 	}
+	d.sets = append(d.sets, p.downSets...) // --set downstream.finetune.KEY=V, after the file's
 	present, skipped := DownstreamTasks(d.tasks, root)
 	profile := d.profile
 	if profile == "" {
@@ -309,6 +310,8 @@ func (f *File) PlanDownstream(p *Plan, root string) (skipped []string, err error
 				rv.SetInt(int64(x))
 			case float64:
 				rv.SetFloat(x)
+			case bool:
+				rv.SetBool(x)
 			}
 		}
 		if err := cfg.Validate(); err != nil {

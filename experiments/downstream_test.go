@@ -198,3 +198,56 @@ func TestSchemaExampleDownstream(t *testing.T) {
 		}
 	}
 }
+
+// --set downstream.finetune.KEY=V overrides the file's [downstream.finetune]
+// for every task (a bool included), changes the fine-tuning runs' hashes and
+// not the pretraining runs'; a bad key or value names the --set.
+func TestSetDownstreamFinetune(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	writeReviews(t, root)
+	f, err := Load(writeFile(t, dir, "t.toml", downFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := mustPlan(t, f, "cpu")
+	if _, err := f.PlanDownstream(base, root); err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlan(t, f, "cpu", "downstream.finetune.steps=70", "downstream.finetune.bias_correction=true", "downstream.finetune.lr=3e-5")
+	if _, err := f.PlanDownstream(p, root); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Runs) != len(base.Runs) {
+		t.Fatalf("%d runs with --set, %d without", len(p.Runs), len(base.Runs))
+	}
+	var fts int
+	for i, r := range p.Runs {
+		if r.Finetune == nil {
+			if r.Hash != base.Runs[i].Hash {
+				t.Errorf("pretraining run %d changed hash under a fine-tuning --set", i)
+			}
+			continue
+		}
+		fts++
+		c := r.Finetune.Config
+		if c.Steps != 70 || !c.BiasCorrection || c.LR != 3e-5 || !r.Train.BiasCorrection || r.Train.LR != 3e-5 {
+			t.Errorf("run %d: overrides not applied: %+v, train %+v", i, c, r.Train)
+		}
+		if r.Hash == base.Runs[i].Hash {
+			t.Errorf("fine-tuning run %d kept its hash under different settings", i)
+		}
+	}
+	if fts == 0 {
+		t.Fatal("no fine-tuning runs planned")
+	}
+	for set, want := range map[string]string{
+		"downstream.finetune.stepz=3":               "unknown fine-tuning key (known: batch_size, bias_correction,",
+		"downstream.finetune.bias_correction=maybe": "want a boolean",
+		"downstream.finetune.lr=fast":               "want a number",
+	} {
+		_, err := f.Plan("cpu", []string{set})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), set) {
+			t.Errorf("--set %s: got %v, want an error naming it and %q", set, err, want)
+		}
+	}
+}

@@ -102,7 +102,7 @@ func lookupField(path string) (field, error) {
 	case path == "seeds" || path == "repeats" || path == "seed":
 		return field{}, fmt.Errorf("seeds are not a field: use seeds = [...] or repeats = N")
 	}
-	return field{}, fmt.Errorf("unknown key (want objective, model.<key>, data.<key> or train.<key>)")
+	return field{}, fmt.Errorf("unknown key (want objective, model.<key>, data.<key>, train.<key> or downstream.finetune.<key>)")
 }
 
 // tomlTypeName names a decoded TOML value's type for error messages.

@@ -32,6 +32,8 @@ type Plan struct {
 	Profile     string
 	Runs        []Run
 	Duplicates  int // grid points whose config equals an earlier run's: planned once
+
+	downSets []downSet // --set downstream.finetune.KEY=V, applied by PlanDownstream
 }
 
 // Run is one resolved training run. Its identity is Hash, over Config()
@@ -200,6 +202,7 @@ type pick struct {
 type overrides struct {
 	settings []setting
 	seeds    []int64
+	down     []downSet // downstream.finetune.KEY=V
 }
 
 func (f *File) parseSets(sets []string, e *errs) overrides {
@@ -220,6 +223,21 @@ func (f *File) parseSets(sets []string, e *errs) overrides {
 				continue
 			}
 			o.seeds = seeds
+			continue
+		}
+		if key, ok := strings.CutPrefix(k, "downstream.finetune."); ok {
+			sf, known := finetuneFields[key]
+			if !known {
+				e.add(src, "%s: unknown fine-tuning key (known: %s)", k, finetuneKeys())
+				continue
+			}
+			fd := field{path: k, kind: sf.Type.Kind()}
+			val, err := fd.parse(v)
+			if err != nil {
+				e.add(src, "%s: %v", k, err)
+				continue
+			}
+			o.down = append(o.down, downSet{key: key, value: val, src: src})
 			continue
 		}
 		fd, err := lookupField(k)
@@ -377,7 +395,7 @@ func (f *File) plan(profile string, sets []string, e *errs) (*Plan, error) {
 	if ref == nil {
 		refName = "base"
 	}
-	plan := &Plan{Experiment: f.Name, File: f.Path, ContentHash: f.ContentHash, PaperTable: f.PaperTable, Profile: name}
+	plan := &Plan{Experiment: f.Name, File: f.Path, ContentHash: f.ContentHash, PaperTable: f.PaperTable, Profile: name, downSets: o.down}
 	pts, refPts := f.points(l), f.points(ref)
 	seen := map[string]bool{}
 	for _, seed := range seeds {

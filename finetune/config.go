@@ -30,6 +30,14 @@ type Config struct {
 	TrainExamples     int     `toml:"train_examples" json:"train_examples"`         // training examples used, the first N; 0 = all
 	WeightDecay       float64 `toml:"weight_decay" json:"weight_decay"`             // 0.01
 	ClipNorm          float64 `toml:"clip_norm" json:"clip_norm"`                   // 1.0
+	// BiasCorrection divides AdamW's moments by 1−β^t (PyTorch's AdamW, the
+	// LAMB paper). The official optimizer does not (off, the default and the
+	// paper profile): its second moment starts at 0, so for the first
+	// ~1/(1−β2) = 1000 steps an update is larger than the learning rate
+	// says — about 3× at step 100 and 2× at step 300, the whole of a short
+	// CPU fine-tuning. Omitted from the JSON when off, so configurations
+	// from before it keep their hashes.
+	BiasCorrection bool `toml:"bias_correction" json:"bias_correction,omitempty"`
 }
 
 // Profiles lists the fine-tuning profiles: "paper" (appendix Table 14) and
@@ -163,6 +171,6 @@ func (c Config) Optimizer() train.Config {
 	return train.Config{
 		Steps: c.Steps, BatchSize: c.BatchSize, GradAccum: 1, Optimizer: "adamw", LR: c.LR,
 		WarmupSteps: c.WarmupSteps, WeightDecay: c.WeightDecay, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6,
-		ClipNorm: c.ClipNorm, DivergeLoss: 1e4,
+		ClipNorm: c.ClipNorm, DivergeLoss: 1e4, BiasCorrection: c.BiasCorrection,
 	}
 }
