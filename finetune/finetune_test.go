@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/reproml/albert/backend"
@@ -170,7 +173,8 @@ func TestResumeAfterKillGivesSameScores(t *testing.T) {
 	job := func(id int64, dir string) Job {
 		return Job{RunID: id, Name: "toy", Seed: 3, Encoder: tinyEncoder(), Config: c, Data: data, Dir: dir, Device: "cpu", Store: st}
 	}
-	whole, err := Run(context.Background(), job(testRun(t, st, "whole"), t.TempDir()))
+	wholeDir := t.TempDir()
+	whole, err := Run(context.Background(), job(testRun(t, st, "whole"), wholeDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +198,12 @@ func TestResumeAfterKillGivesSameScores(t *testing.T) {
 	}
 	if !reflect.DeepEqual(whole.Best, again.Best) || whole.BestStep != again.BestStep {
 		t.Errorf("best scores differ:\nuninterrupted %d %v\nresumed       %d %v", whole.BestStep, whole.Best, again.BestStep, again.Best)
+	}
+	// The best weights are the same bytes too.
+	a, errA := ReadBest(wholeDir)
+	b, errB := ReadBest(dir)
+	if errA != nil || errB != nil || a.SHA256 != b.SHA256 || a.Step != whole.BestStep || b.Step != again.BestStep {
+		t.Errorf("best weights differ after resume: %+v (%v) vs %+v (%v)", a, errA, b, errB)
 	}
 	for _, name := range []string{"loss", "grad_norm"} {
 		a, _ := st.Curve(1, "train", name)
@@ -237,4 +247,52 @@ func TestFineTuningDoesNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = backend.Threads
+}
+
+// The weights kept as the best checkpoint are those of the best evaluation:
+// loaded into a fresh model they score exactly the stored best accuracy and
+// dev loss (the loss tells evaluations apart even where accuracies tie); a
+// damaged file is refused.
+func TestBestWeightsScoreTheBestEvaluation(t *testing.T) {
+	defer lockThread()()
+	st := openStore(t)
+	c := tinyConfig(60)
+	c.LR = 2e-2 // a rate that overshoots, so the best evaluation is rarely the last
+	data := toyData(tasks.Classification, 96, 48)
+	dir := t.TempDir()
+	job := Job{RunID: testRun(t, st, "best"), Name: "toy", Seed: 2, Encoder: tinyEncoder(), Config: c,
+		Data: data, Dir: dir, Device: "cpu", Store: st}
+	res, err := Run(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(tinyEncoder(), data.Task, c, 99, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rec, err := m.LoadBest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Step != res.BestStep || rec.Value == nil || *rec.Value != bestValue(res, tasks.MetricAccuracy) {
+		t.Errorf("best record %+v, run's best step %d accuracy %v", rec, res.BestStep, bestValue(res, tasks.MetricAccuracy))
+	}
+	e := data.Evals[0]
+	p := m.predict(e.Features, evalBatch(c))
+	ms, err := scoreSplit(data.Task, e, p, c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[tasks.MetricAccuracy] != bestValue(res, tasks.MetricAccuracy) || math.Abs(p.Loss-bestValue(res, "loss")) > 1e-6 {
+		t.Errorf("loaded best weights score accuracy %v loss %.7f; the best evaluation (step %d of %d) %v, %.7f",
+			ms[tasks.MetricAccuracy], p.Loss, res.BestStep, c.Steps, bestValue(res, tasks.MetricAccuracy), bestValue(res, "loss"))
+	}
+	t.Logf("best evaluation at step %d of %d", res.BestStep, c.Steps)
+	if err := os.WriteFile(filepath.Join(dir, BestWeights), []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LoadBest(dir); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("a damaged best.pt loaded: %v", err)
+	}
 }

@@ -61,9 +61,9 @@ const heartbeatEvery = 5 * time.Second
 // Run fine-tunes job to the end: AdamW steps on the training features,
 // an evaluation of every split each Config.EvalEvery steps and at the end
 // (curves in metrics, split = the evaluation split), a checkpoint after
-// each evaluation, and at the end the scores of the evaluation that was
-// best on the first split's primary metric (finetune_best, the official
-// model.ckpt-best). A checkpoint in job.Dir is resumed; rows written after
+// each evaluation, the weights of the best evaluation so far (best.go: the
+// official model.ckpt-best), and at the end the scores of the evaluation
+// that was best on the first split's primary metric (finetune_best). A checkpoint in job.Dir is resumed; rows written after
 // it are dropped, so a killed and resumed run stores what an
 // uninterrupted one does.
 func Run(ctx context.Context, job Job) (res Result, err error) {
@@ -123,6 +123,9 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	r := &runner{job: job, m: m, opt: opt, dev: dev, metrics: st.NewMetricWriter(job.RunID),
 		ord: &order{n: len(job.Data.Train), seed: job.Seed}}
 	defer r.metrics.Close()
+	if r.best, err = bestSoFar(st, job.RunID, job.Data); err != nil {
+		return res, err
+	}
 	res, err = r.loop(ctx, ck)
 	if cerr := r.metrics.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -132,6 +135,9 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	}
 	res.BestStep, res.Best, err = bestOf(st, job.RunID, job.Data)
 	if err != nil {
+		return res, err
+	}
+	if err := checkBest(job.Dir, res.BestStep); err != nil {
 		return res, err
 	}
 	return res, st.PutBest(job.RunID, res.BestStep, res.Best)
@@ -165,6 +171,7 @@ type runner struct {
 	dev     gotch.Device
 	metrics *results.MetricWriter
 	ord     *order
+	best    float64 // the best primary dev score so far (BestWeights holds its weights)
 }
 
 func (r *runner) loop(ctx context.Context, ck train.Checkpoint) (Result, error) {
@@ -217,9 +224,20 @@ func (r *runner) loop(ctx context.Context, ck train.Checkpoint) (Result, error) 
 			if r.job.Progress != nil {
 				fmt.Fprintf(r.job.Progress, "%s: step %d/%d train loss %.4f%s\n", r.job.Name, step+1, c.Steps, lastLoss, describe(scores))
 			}
-			// Rows first, then the checkpoint (see train's loop).
+			// Rows first, then the best weights, then the checkpoint (see
+			// train's loop): a resume replays whatever came after it.
 			if err := r.metrics.Flush(); err != nil {
 				return res, err
+			}
+			// A run whose every score is NaN keeps its last evaluation, as bestOf.
+			v, ok := primary(r.job.Data, scores)
+			if (ok && v > r.best) || (done && math.IsInf(r.best, -1)) {
+				if err := saveBest(r.job.Dir, r.m, r.job.Data, step+1, v); err != nil {
+					return res, err
+				}
+				if ok {
+					r.best = v
+				}
 			}
 			next := train.Checkpoint{Step: step + 1, Cursor: int64(step+1) * int64(c.BatchSize), Seconds: seconds(), Previous: prior(last)}
 			if err := train.SaveCheckpoint(r.job.Dir, next, r.m.shell, r.opt); err != nil {
