@@ -19,6 +19,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	_ "gonum.org/v1/plot/vg/vgimg" // registers png
@@ -39,11 +40,16 @@ var ErrNothingToPlot = errors.New("nothing to plot")
 
 // Figure is one output file: one or more panels side by side.
 type Figure struct {
-	Name   string       // stable file stem, e.g. "v1-figure1-xlarge"; may contain a folder ("runs/run-0001")
-	Title  string       // what the figure reproduces
-	Panels []*plot.Plot // left to right
-	Series []int        // number of series (legend entries) per panel
-	Rows   int          // panels are laid out in this many rows, left to right then down; 0 or 1: one row
+	Name     string // stable file stem, e.g. "v1-figure1-xlarge"; may contain a folder ("runs/run-0001")
+	Title    string // what the figure reproduces
+	Ablation string // the experiment it draws ("" for a run's learning curves)
+	// Caption says at which scale the runs were trained (each profile's
+	// factors against the paper) and where the paper's values come from or
+	// why the paper has none to draw; Render prints it under the panels.
+	Caption string
+	Panels  []*plot.Plot // left to right
+	Series  []int        // number of series (legend entries) per panel
+	Rows    int          // panels are laid out in this many rows, left to right then down; 0 or 1: one row
 }
 
 // Render writes the figure in format (png, svg or pdf).
@@ -57,18 +63,33 @@ func (f *Figure) Render(w io.Writer, format string) error {
 	if len(f.Panels) == 1 {
 		width = 6.5 * vg.Inch // room for a full paper-table title
 	}
-	c, err := draw.NewFormattedCanvas(width, vg.Length(rows)*4*vg.Inch, format)
+	sty := captionStyle(f.Panels[0])
+	lines := wrap(sty, f.Caption, width-vg.Inch/2)
+	capH := vg.Length(0)
+	if len(lines) > 0 {
+		capH = vg.Length(len(lines))*sty.Height("Xg")*1.2 + vg.Inch/8
+	}
+	c, err := draw.NewFormattedCanvas(width, vg.Length(rows)*4*vg.Inch+capH, format)
 	if err != nil {
 		return fmt.Errorf("plots: %s: %w", f.Name, err)
 	}
-	dc := draw.New(c)
+	full := draw.New(c)
+	for i, l := range lines {
+		y := capH - vg.Inch/16 - vg.Length(i+1)*sty.Height("Xg")*1.2
+		full.FillText(sty, vg.Point{X: vg.Inch / 4, Y: y + sty.Height("Xg")*0.25}, l)
+	}
+	dc := draw.Crop(full, 0, 0, capH, 0)
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Inch / 4, PadY: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
 	grid := make([][]*plot.Plot, rows)
 	for i := range grid {
 		grid[i] = make([]*plot.Plot, cols)
 	}
 	for i, p := range f.Panels {
-		headroom(p)
+		n := 0
+		if i < len(f.Series) {
+			n = f.Series[i]
+		}
+		headroom(p, n)
 		grid[i/cols][i%cols] = p
 	}
 	canvases := plot.Align(grid, tiles, dc)
@@ -81,15 +102,59 @@ func (f *Figure) Render(w io.Writer, format string) error {
 	return nil
 }
 
-// headroom leaves the top quarter of a panel to its legend (once).
-func headroom(p *plot.Plot) {
+// headroom raises a panel's y range (once) so that its legend, drawn at the
+// top, sits above every data point: the top band as tall as the legend's
+// entries is left empty.
+func headroom(p *plot.Plot, n int) {
 	if p.Legend.Padding == legendMarked {
 		return
 	}
 	p.Legend.Padding = legendMarked
-	if p.Y.Max > p.Y.Min {
-		p.Y.Max += 0.3 * (p.Y.Max - p.Y.Min)
+	if p.Y.Max <= p.Y.Min {
+		return
 	}
+	if n == 0 {
+		return
+	}
+	// A 4-inch panel has about 3 inches of data area (2.6 under a
+	// two-line title); the legend takes an entry's line per series.
+	line := p.Legend.TextStyle.Height("Xg") + p.Legend.Padding
+	frac := (vg.Length(n)*line + vg.Points(10)) / (2.6 * vg.Inch)
+	frac = min(frac, 0.8)
+	p.Y.Max = p.Y.Min + (p.Y.Max-p.Y.Min)/(1-float64(frac))
+}
+
+// captionStyle is the caption's font: the panel's, at 8 points.
+func captionStyle(p *plot.Plot) text.Style {
+	sty := p.X.Tick.Label
+	sty.Font.Size = vg.Points(8)
+	sty.Color = color.Gray{Y: 40}
+	sty.XAlign, sty.YAlign = text.XLeft, text.YBottom
+	sty.Rotation = 0
+	return sty
+}
+
+// wrap splits s into lines no wider than w.
+func wrap(sty text.Style, s string, w vg.Length) []string {
+	var lines []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			next := word
+			if line != "" {
+				next = line + " " + word
+			}
+			if line != "" && sty.Width(next) > w {
+				lines = append(lines, line)
+				next = word
+			}
+			line = next
+		}
+		if line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }
 
 // legendMarked is the legend padding of a panel headroom has adjusted.
@@ -144,24 +209,54 @@ type builder struct {
 	ablation string
 	name     string
 	build    func(s *results.Store, runs []table.RunData) (*Figure, error)
+	paper    string // where the paper's values are in the figure, or why it has none to draw
+}
+
+// noMLM is the caption of a chart of MLM accuracy whose paper table prints none.
+func noMLM(tbl string) string {
+	return tbl + " prints no MLM accuracy (only parameter counts and downstream scores), so the chart has no paper values."
+}
+
+// notTranscribed is the caption of a paper figure whose curves were not transcribed.
+func notTranscribed(fig string) string {
+	return "The paper's curves (" + fig + ") were not transcribed (results/paper/paper.toml): only ours are drawn."
 }
 
 var builders = []builder{
-	{"xlarge", "v1-figure1-xlarge", xlargeFigure},
-	{"xlarge", "v1-table1-race", raceFigure},
-	{"transitions", "v6-figure1-transitions", transitionsFigure},
-	{"embedding", "v6-table3-embedding", embeddingFigure},
-	{"sharing", "v6-table4-sharing", sharingFigure},
-	{"sentence", "v6-table5-sentence", sentenceFigure},
+	{"xlarge", "v1-figure1-xlarge", xlargeFigure, notTranscribed("v1 Figure 1")},
+	{"xlarge", "v1-table1-race", raceFigure, "Paper: v1 Table 1's RACE test accuracy (73.9 and 54.3), the first bar of each pair."},
+	{"transitions", "v6-figure1-transitions", transitionsFigure, notTranscribed("v6 Figure 1")},
+	{"embedding", "v6-table3-embedding", embeddingFigure, noMLM("v6 Table 3")},
+	{"sharing", "v6-table4-sharing", sharingFigure, noMLM("v6 Table 4")},
+	{"sentence", "v6-table5-sentence", sentenceFigure, "Paper: v6 Table 5's intrinsic accuracies (black triangles; ALBERT-base at 125k steps, on its own dev set)."},
 	{"depth", "v6-table11-depth", func(_ *results.Store, r []table.RunData) (*Figure, error) {
 		return axisFigure(r, "v6-table11-depth", "model.num_layers", "number of layers L (paper's value)",
 			"MLM accuracy vs depth — cf. v6 Table 11 (ALBERT-large)")
-	}},
+	}, noMLM("v6 Table 11")},
 	{"width", "v6-table12-width", func(_ *results.Store, r []table.RunData) (*Figure, error) {
 		return axisFigure(r, "v6-table12-width", "model.hidden_size", "hidden size H (paper's value)",
 			"MLM accuracy vs width — cf. v6 Table 12 (ALBERT-large, 3 layers)")
-	}},
-	{"dropout", "v6-figure2b-dropout", dropoutFigure},
+	}, noMLM("v6 Table 12")},
+	{"dropout", "v6-figure2b-dropout", dropoutFigure, notTranscribed("v6 Figure 2 (b)")},
+}
+
+// ErrorBarNote is in the caption of every figure with means over seeds.
+const ErrorBarNote = "Bars and points: mean over done seeds; error bars ± sample std, only where a point has at least 2 seeds."
+
+// caption is a figure's caption: the paper's part, the error bars, the scale.
+func caption(b builder, runs []table.RunData) string {
+	parts := []string{b.paper}
+	switch b.name {
+	case "v1-figure1-xlarge", "v6-figure1-transitions", "v6-figure2b-dropout":
+		parts = append(parts, "One line per run (seed).")
+	default:
+		parts = append(parts, ErrorBarNote)
+	}
+	parts = append(parts, table.ScaleNotes(runs)...)
+	if k := scaleKey(table.ScaleGroups(runs)); k != "" {
+		parts = append(parts, k)
+	}
+	return strings.Join(parts, " ")
 }
 
 // Names lists the stable names of the ablation figures, in order.
@@ -171,6 +266,33 @@ func Names() []string {
 		out = append(out, b.name)
 	}
 	return out
+}
+
+// ForAblation makes the figures of one ablation the store has data for,
+// with their captions: none (no error) when it has no runs.
+func ForAblation(s *results.Store, ablation string) ([]*Figure, error) {
+	var figs []*Figure
+	for _, b := range builders {
+		if b.ablation != ablation {
+			continue
+		}
+		runs, err := table.LoadRuns(s, b.ablation)
+		if errors.Is(err, table.ErrNoRuns) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		f, err := b.build(s, runs)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			f.Ablation, f.Caption = b.ablation, caption(b, runs)
+			figs = append(figs, f)
+		}
+	}
+	return figs, nil
 }
 
 // Build makes every figure the store has data for: the ablation figures,
@@ -193,6 +315,7 @@ func Build(s *results.Store) (figs []*Figure, skipped []string, err error) {
 			skipped = append(skipped, fmt.Sprintf("%s: runs of %q have no data for it yet", b.name, b.ablation))
 			continue
 		}
+		f.Ablation, f.Caption = b.ablation, caption(b, runs)
 		figs = append(figs, f)
 	}
 	all, err := s.Runs(results.RunFilter{})
@@ -252,6 +375,7 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	p.Add(plotter.NewGrid())
 	return p
 }
@@ -274,24 +398,54 @@ func addLine(p *plot.Plot, i int, label string, pts plotter.XYs) (bool, error) {
 }
 
 // runLabel names a run in a legend: the paper's series, seed, and its
-// profile and scale unless every run is at paper scale in one group.
+// scale group when the figure has more than one (the caption names the
+// scale of a figure with one).
 func runLabel(series string, r table.RunData, scales map[string]string) string {
 	l := fmt.Sprintf("%s (seed %d", series, r.Seed)
-	if sc := scales[r.ConfigKey()]; len(distinct(scales)) > 1 || r.Profile != "paper" {
-		l += ", " + sc
+	if len(distinct(scales)) > 1 {
+		l += ", " + scales[r.ConfigKey()]
 	}
 	return l + ")"
 }
 
-// scaleLabels maps each run's configuration to its scale group's label.
+// scaleLabels maps each run's configuration to its scale group's tag.
 func scaleLabels(runs []table.RunData) map[string]string {
 	out := map[string]string{}
-	for _, g := range table.ScaleGroups(runs) {
+	for i, g := range table.ScaleGroups(runs) {
 		for _, r := range g.Runs {
-			out[r.ConfigKey()] = g.Label
+			out[r.ConfigKey()] = scaleTag(i, g.Label)
 		}
 	}
 	return out
+}
+
+// maxTag is the longest scale-group label a legend shows as it is; a
+// longer one is "scale k", which the caption spells out.
+const maxTag = 32
+
+// scaleTag names scale group i (of ScaleGroups' order) in a legend.
+func scaleTag(i int, label string) string {
+	if len(label) <= maxTag {
+		return label
+	}
+	return fmt.Sprintf("scale %d", i+1)
+}
+
+// scaleKey is the caption's key to the tags that abbreviate a label.
+func scaleKey(gs []table.ScaleGroup) string {
+	if len(gs) < 2 {
+		return ""
+	}
+	var parts []string
+	for i, g := range gs {
+		if t := scaleTag(i, g.Label); t != g.Label {
+			parts = append(parts, t+" = "+g.Label)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Scale groups: " + strings.Join(parts, "; ") + "."
 }
 
 func distinct(m map[string]string) map[string]bool {
@@ -302,13 +456,13 @@ func distinct(m map[string]string) map[string]bool {
 	return out
 }
 
-// groupSuffix is how a series names its scale group: nothing when the
-// figure has one group (its title names it), else " [label]".
-func groupSuffix(g table.ScaleGroup, n int) string {
+// groupSuffix is how a series names scale group i of n: nothing when the
+// figure has one group (its title names it), else " [tag]" (scaleTag).
+func groupSuffix(i int, g table.ScaleGroup, n int) string {
 	if n == 1 {
 		return ""
 	}
-	return " [" + g.Label + "]"
+	return " [" + scaleTag(i, g.Label) + "]"
 }
 
 // titled adds the scale to a title: the one group's label, or "by scale".
@@ -479,28 +633,71 @@ type meanErr struct {
 	plotter.YErrors
 }
 
-// addMeanErr draws means as a line with points and std error bars.
+// addMeanErr draws means as a line with points and std error bars; a
+// point of one seed has no spread to show and gets no bar.
 func addMeanErr(p *plot.Plot, i int, label string, xs []float64, ss []table.Sample) (bool, error) {
-	var d meanErr
+	var pts plotter.XYs
 	for j, s := range ss {
-		if s.N() == 0 {
-			continue
+		if s.N() > 0 {
+			pts = append(pts, plotter.XY{X: xs[j], Y: s.Mean()})
 		}
-		d.XYs = append(d.XYs, plotter.XY{X: xs[j], Y: s.Mean()})
-		d.YErrors = append(d.YErrors, struct{ Low, High float64 }{s.Std(), s.Std()})
 	}
-	if len(d.XYs) == 0 {
+	d := errorBars(xs, ss)
+	if len(pts) == 0 {
 		return false, nil
 	}
-	if _, err := addLine(p, i, label, d.XYs); err != nil {
+	if _, err := addLine(p, i, label, pts); err != nil {
 		return false, err
+	}
+	return true, addErrBars(p, plotutil.Color(i), label, d)
+}
+
+// errorBars are the ± std bars of the samples at xs: only for samples of
+// at least two seeds (one seed has no spread to show).
+func errorBars(xs []float64, ss []table.Sample) meanErr {
+	var d meanErr
+	for j, s := range ss {
+		if s.N() >= 2 {
+			d.XYs = append(d.XYs, plotter.XY{X: xs[j], Y: s.Mean()})
+			d.YErrors = append(d.YErrors, struct{ Low, High float64 }{s.Std(), s.Std()})
+		}
+	}
+	return d
+}
+
+// addErrBars draws d's error bars (none when d is empty).
+func addErrBars(p *plot.Plot, c color.Color, label string, d meanErr) error {
+	if len(d.XYs) == 0 {
+		return nil
 	}
 	eb, err := plotter.NewYErrorBars(d)
 	if err != nil {
+		return fmt.Errorf("plots: %s: %w", label, err)
+	}
+	eb.Color = c
+	p.Add(eb)
+	return nil
+}
+
+// paperMarks draws the paper's values as black diamonds with one legend
+// entry; NaN values are skipped. It reports whether any was drawn.
+func paperMarks(p *plot.Plot, label string, pts plotter.XYs) (bool, error) {
+	var keep plotter.XYs
+	for _, pt := range pts {
+		if !math.IsNaN(pt.Y) {
+			keep = append(keep, pt)
+		}
+	}
+	if len(keep) == 0 {
+		return false, nil
+	}
+	sc, err := plotter.NewScatter(keep)
+	if err != nil {
 		return false, fmt.Errorf("plots: %s: %w", label, err)
 	}
-	eb.Color = plotutil.Color(i)
-	p.Add(eb)
+	sc.GlyphStyle = draw.GlyphStyle{Color: color.Black, Radius: vg.Points(4.5), Shape: draw.PyramidGlyph{}}
+	p.Add(sc)
+	p.Legend.Add(label, sc)
 	return true, nil
 }
 
@@ -540,11 +737,11 @@ func embeddingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	f := &Figure{Name: "v6-table3-embedding", Title: "v6 Table 3 as a chart", Panels: []*plot.Plot{p}, Series: []int{0}}
-	for _, grp := range gs {
+	for gi, grp := range gs {
 		for _, sh := range []struct{ key, label string }{{"all", "all-shared (ALBERT)"}, {"none", "not-shared (BERT)"}} {
 			g := filter(grp.Runs, map[string]any{"model.sharing": sh.key})
 			xs, ss := mlmAlong(g, "model.embedding_size", sc)
-			ok, err := addMeanErr(p, f.Series[0], sh.label+groupSuffix(grp, len(gs)), xs, ss)
+			ok, err := addMeanErr(p, f.Series[0], sh.label+groupSuffix(gi, grp, len(gs)), xs, ss)
 			if err != nil {
 				return nil, err
 			}
@@ -564,9 +761,9 @@ func axisFigure(runs []table.RunData, name, axis, xlabel, title string) (*Figure
 	gs := table.ScaleGroups(runs)
 	p := newPlot(titled(title, gs), xlabel, "MLM accuracy (%)")
 	f := &Figure{Name: name, Title: title, Panels: []*plot.Plot{p}, Series: []int{0}}
-	for _, g := range gs {
+	for gi, g := range gs {
 		xs, ss := mlmAlong(g.Runs, axis, sc)
-		ok, err := addMeanErr(p, f.Series[0], "ALBERT (ours, mean ± std over seeds)"+groupSuffix(g, len(gs)), xs, ss)
+		ok, err := addMeanErr(p, f.Series[0], "ALBERT (ours, mean ± std over seeds)"+groupSuffix(gi, g, len(gs)), xs, ss)
 		if err != nil {
 			return nil, err
 		}
@@ -612,38 +809,80 @@ func (b *bars) Thumbnail(c *draw.Canvas) {
 	c.FillPolygon(b.color, pts)
 }
 
-// groupedBars draws K series over G groups with std error bars; samples
-// is [series][group]. It returns how many series had data.
-func groupedBars(p *plot.Plot, groups, series []string, samples [][]table.Sample) (int, error) {
+// groupedBars draws K series over G groups with std error bars where a
+// bar has at least two seeds; samples is [series][group]. paper, when not
+// nil, is the paper's value of each bar ([series][group], NaN where the
+// paper prints none), drawn as a marker on the bar under paperLabel. It
+// returns how many legend entries it added.
+func groupedBars(p *plot.Plot, groups, series []string, samples [][]table.Sample, paper [][]float64, paperLabel string) (int, error) {
 	K := len(series)
 	w := 0.8 / float64(K)
 	n := 0
+	var marks plotter.XYs
 	for k := range series {
 		b := &bars{width: w * 0.9, color: plotutil.Color(k)}
-		var d meanErr
+		var xs []float64
 		for g := range groups {
+			x := float64(g) + (float64(k)-float64(K-1)/2)*w
+			xs = append(xs, x)
+			if paper != nil {
+				marks = append(marks, plotter.XY{X: x, Y: paper[k][g]})
+			}
 			s := samples[k][g]
 			if s.N() == 0 {
 				continue
 			}
-			x := float64(g) + (float64(k)-float64(K-1)/2)*w
-			b.x, b.y, b.err = append(b.x, x), append(b.y, s.Mean()), append(b.err, s.Std())
-			d.XYs = append(d.XYs, plotter.XY{X: x, Y: s.Mean()})
-			d.YErrors = append(d.YErrors, struct{ Low, High float64 }{s.Std(), s.Std()})
+			sd := 0.0
+			if s.N() >= 2 {
+				sd = s.Std()
+			}
+			b.x, b.y, b.err = append(b.x, x), append(b.y, s.Mean()), append(b.err, sd)
 		}
+		d := errorBars(xs, samples[k])
 		if len(b.x) == 0 {
 			continue
 		}
-		eb, err := plotter.NewYErrorBars(d)
-		if err != nil {
-			return n, fmt.Errorf("plots: %s: %w", series[k], err)
+		p.Add(b)
+		if err := addErrBars(p, color.Black, series[k], d); err != nil {
+			return n, err
 		}
-		p.Add(b, eb)
 		p.Legend.Add(series[k], b)
 		n++
 	}
+	if n > 0 && paper != nil {
+		ok, err := paperMarks(p, paperLabel, marks)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
 	p.NominalX(groups...)
 	return n, nil
+}
+
+// paperCell is the paper's value in column col of the table row whose
+// match equals match; NaN when the paper prints none.
+func paperCell(t *paper.Table, match map[string]any, col string) float64 {
+	if t == nil {
+		return math.NaN()
+	}
+	for _, r := range t.Rows {
+		if len(r.Match) != len(match) {
+			continue
+		}
+		same := true
+		for k, v := range match {
+			if fmt.Sprint(r.Match[k]) != fmt.Sprint(v) {
+				same = false
+			}
+		}
+		if v, ok := r.Values[col]; same && ok {
+			return v
+		}
+	}
+	return math.NaN()
 }
 
 // sharingData is v6 Table 4's bars: one series per sharing strategy and
@@ -657,9 +896,9 @@ func sharingData(runs []table.RunData) (groups, labels []string, samples [][]tab
 	}
 	modes := []struct{ key, label string }{{"all", "all-shared"}, {"attention", "shared-attention"}, {"ffn", "shared-FFN"}, {"none", "not-shared"}}
 	gs := table.ScaleGroups(runs)
-	for _, g := range gs {
+	for gi, g := range gs {
 		for _, m := range modes {
-			labels = append(labels, m.label+groupSuffix(g, len(gs)))
+			labels = append(labels, m.label+groupSuffix(gi, g, len(gs)))
 			var row []table.Sample
 			for _, e := range es {
 				row = append(row, accSample(filter(g.Runs, map[string]any{"model.sharing": m.key, "model.embedding_size": e}), "mlm_acc", sc))
@@ -673,7 +912,7 @@ func sharingData(runs []table.RunData) (groups, labels []string, samples [][]tab
 func sharingFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 	p := newPlot(titled("v6 Table 4: MLM accuracy by cross-layer sharing strategy (ALBERT-base)", table.ScaleGroups(runs)), "embedding size E (paper's value)", "MLM accuracy (%)")
 	groups, labels, samples := sharingData(runs)
-	n, err := groupedBars(p, groups, labels, samples)
+	n, err := groupedBars(p, groups, labels, samples, nil, "")
 	if err != nil || n == 0 {
 		return nil, err
 	}
@@ -691,17 +930,21 @@ func sentenceFigure(_ *results.Store, runs []table.RunData) (*Figure, error) {
 		groups = append(groups, o.label)
 	}
 	var samples [][]table.Sample
-	for _, g := range gs {
+	var pv [][]float64
+	tbl := paper.MustLoad().ForAblation("sentence")
+	for gi, g := range gs {
 		for _, a := range accs {
-			labels = append(labels, a.label+" accuracy"+groupSuffix(g, len(gs)))
+			labels = append(labels, a.label+" accuracy"+groupSuffix(gi, g, len(gs)))
 			var row []table.Sample
+			var prow []float64
 			for _, o := range objs {
 				row = append(row, accSample(filter(g.Runs, map[string]any{"objective": o.key}), a.key, sc))
+				prow = append(prow, paperCell(tbl, map[string]any{"objective": o.key}, strings.TrimSuffix(a.key, "_acc")))
 			}
-			samples = append(samples, row)
+			samples, pv = append(samples, row), append(pv, prow)
 		}
 	}
-	n, err := groupedBars(p, groups, labels, samples)
+	n, err := groupedBars(p, groups, labels, samples, pv, "paper, v6 Table 5 (ALBERT-base, 125k steps)")
 	if err != nil || n == 0 {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ var wantSeries = map[string][]int{
 	"v6-figure1-transitions": {2, 2}, // BERT-large, ALBERT-large
 	"v6-table3-embedding":    {2},    // all-shared, not-shared
 	"v6-table4-sharing":      {4},    // the four strategies
-	"v6-table5-sentence":     {3},    // MLM, NSP, SOP accuracy
+	"v6-table5-sentence":     {4},    // MLM, NSP, SOP accuracy, and the paper's values (markers)
 	"v6-table11-depth":       {1},
 	"v6-table12-width":       {1},
 	"v6-figure2b-dropout":    {2}, // with, without

@@ -53,7 +53,7 @@ func raceFigure(s *results.Store, runs []table.RunData) (*Figure, error) {
 	}
 	series := []string{"paper (v1 Table 1)", fmt.Sprintf("ours (n = %d / %d fine-tuning runs)", len(vals[1024]), len(vals[2048]))}
 	p := newPlot("v1 Table 1: RACE accuracy, BERT-large vs BERT-xlarge (2x wider)", "model (paper's configuration; ours at its profile's scale)", "RACE accuracy (%)")
-	n, err := groupedBars(p, groups, series, samples)
+	n, err := groupedBars(p, groups, series, samples, nil, "")
 	if err != nil || n == 0 {
 		return nil, err
 	}

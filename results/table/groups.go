@@ -349,8 +349,11 @@ func sampleOf(runs []RunData, m metric) Sample {
 	return s
 }
 
-// scaleNotes lists each profile's factors once: the ones every row shares,
-// and the keys whose factor varies by row.
+// ScaleNotes lists each profile's factors once: the ones every row shares,
+// and the keys whose factor varies by row (a table's scale notes, a
+// figure's caption).
+func ScaleNotes(runs []RunData) []string { return scaleNotes(runs) }
+
 func scaleNotes(runs []RunData) []string {
 	byProfile := map[string][]RunData{}
 	var profiles []string
