@@ -238,3 +238,18 @@ func loadRuns(s *results.Store, name string) ([]RunData, results.Experiment, err
 	}
 	return out, exp, nil
 }
+
+// PlannedRunData is a run that is only planned, from its config and scale
+// JSON, for matching it against the paper's rows (Matches).
+func PlannedRunData(configJSON, scaleJSON string) (RunData, error) {
+	var d RunData
+	if err := json.Unmarshal([]byte(configJSON), &d.Config); err != nil {
+		return d, fmt.Errorf("table: planned run config: %w", err)
+	}
+	if scaleJSON != "" {
+		if err := json.Unmarshal([]byte(scaleJSON), &d.Scale); err != nil {
+			return d, fmt.Errorf("table: planned run scale: %w", err)
+		}
+	}
+	return d, nil
+}

@@ -12,10 +12,11 @@ import (
 )
 
 // Formats are the output formats of Write.
-var Formats = []string{"md", "csv", "tex"}
+var Formats = []string{"md", "csv", "tex", "html"}
 
-// Write renders the report in format ("md", "csv" or "tex"). CSV is one
-// line per row × column (tidy), with the claims in WriteClaimsCSV.
+// Write renders the report in format ("md", "csv", "tex" or "html"). CSV is
+// one line per row × column (tidy), with the claims in WriteClaimsCSV; HTML
+// is a fragment (a <section>) that `exp report` puts in its page.
 func (rep *Report) Write(w io.Writer, format string) error {
 	switch format {
 	case "md", "":
@@ -24,14 +25,19 @@ func (rep *Report) Write(w io.Writer, format string) error {
 		return rep.WriteCSV(w)
 	case "tex":
 		return rep.writeTeX(w)
+	case "html":
+		return rep.WriteHTML(w)
 	}
-	return fmt.Errorf("table: unknown format %q (want md, csv or tex)", format)
+	return fmt.Errorf("table: unknown format %q (want md, csv, tex or html)", format)
 }
 
 // header is one rendered column heading with a function for its cell.
+// group and sub split the label for two-row headings (HTML): a compared
+// column's "MLM acc (%)" over "paper", "ours" and "Δ".
 type header struct {
-	label string
-	cell  func(Row) string
+	label      string
+	group, sub string
+	cell       func(Row) string
 }
 
 func fmtNum(v float64, prec int) string {
@@ -65,14 +71,14 @@ func fmtCount(v float64) string {
 // sub-columns for compared quantities.
 func (rep *Report) headers() []header {
 	hs := []header{
-		{"Row", func(r Row) string { return r.Label }},
-		{"Scale", func(r Row) string {
+		{label: "Row", group: "Row", cell: func(r Row) string { return r.Label }},
+		{label: "Scale", group: "Scale", cell: func(r Row) string {
 			if r.Profile == "" {
 				return "—"
 			}
 			return r.Profile
 		}},
-		{"Runs", func(r Row) string { return r.RunsCell() }},
+		{label: "Runs", group: "Runs", cell: func(r Row) string { return r.RunsCell() }},
 	}
 	for _, c := range rep.Columns {
 		c := c
@@ -83,24 +89,27 @@ func (rep *Report) headers() []header {
 			}
 			return paper.FormatValue(paperKey(c.Key), cell.Paper)
 		}
+		sub := func(part string, cell func(Row) string) header {
+			return header{label: c.Label + " " + part, group: c.Label, sub: part, cell: cell}
+		}
 		switch c.Kind {
 		case PaperOnly:
-			hs = append(hs, header{c.Label + " paper", paperCell})
+			hs = append(hs, sub("paper", paperCell))
 		case NotMeasured, OursText:
-			hs = append(hs, header{c.Label, func(r Row) string { return r.Cells[c.Key].Text }})
+			hs = append(hs, header{label: c.Label, group: c.Label, cell: func(r Row) string { return r.Cells[c.Key].Text }})
 		case OursOnly:
-			hs = append(hs, header{c.Label + " ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }})
+			hs = append(hs, sub("ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }))
 		case Compared:
 			hs = append(hs,
-				header{c.Label + " paper", paperCell},
-				header{c.Label + " ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }},
-				header{c.Label + " Δ", func(r Row) string {
+				sub("paper", paperCell),
+				sub("ours", func(r Row) string { return oursCell(c, r.Cells[c.Key]) }),
+				sub("Δ", func(r Row) string {
 					cell := r.Cells[c.Key]
 					if !cell.HasDelta {
 						return ""
 					}
 					return fmtDelta(cell.Delta, c.Prec)
-				}})
+				}))
 		}
 	}
 	return hs

@@ -122,7 +122,10 @@ type Report struct {
 	Rows     []Row
 	Claims   []ClaimSet
 	Notes    []string
-	Runs     []RunData
+	// Scales are the scale notes, one per profile: the factors against the
+	// paper's configuration, once per ablation (also among Notes).
+	Scales []string
+	Runs   []RunData
 	// Baselines are the non-neural sentence baselines on the held-out pairs
 	// of each scale group (the sentence table, read by Build; FromRuns
 	// leaves it empty).
@@ -281,6 +284,7 @@ func FromRuns(ablation string, runs []RunData, opt Options) (*Report, error) {
 			emit(k.point+" (no paper row)", nil, nil, bySrc[k])
 		}
 	}
+	rep.Scales = scaleNotes(runs)
 	rep.Notes = rep.notes(ref, runs)
 	rep.Claims = claimsOf(ablation, groups, ms, rep.ds)
 	return rep, nil
@@ -468,7 +472,7 @@ func (rep *Report) notes(ref *paper.Reference, runs []RunData) []string {
 			rep.Figure.Title(), versionName(ref, rep.Figure.Version), rep.Figure.Source, rep.Figure.Confidence))
 	}
 	out = append(out, "Ours: mean ± sample std over seeds (n = done runs); Δ = mean(ours) − paper. A row holds runs whose configurations differ by the seed alone; a row measured at two scales is two rows, labelled by the keys that differ.")
-	out = append(out, scaleNotes(runs)...)
+	out = append(out, rep.Scales...)
 	out = append(out, EvalSENote, Rule)
 	return out
 }
