@@ -47,9 +47,14 @@ type Figure struct {
 	// factors against the paper) and where the paper's values come from or
 	// why the paper has none to draw; Render prints it under the panels.
 	Caption string
-	Panels  []*plot.Plot // left to right
-	Series  []int        // number of series (legend entries) per panel
-	Rows    int          // panels are laid out in this many rows, left to right then down; 0 or 1: one row
+	// Note is the caption less the factors of the scale, and Profiles the
+	// profiles of its runs: for a page that prints the factors once above
+	// its figures (exp report).
+	Note     string
+	Profiles []string
+	Panels   []*plot.Plot // left to right
+	Series   []int        // number of series (legend entries) per panel
+	Rows     int          // panels are laid out in this many rows, left to right then down; 0 or 1: one row
 }
 
 // Render writes the figure in format (png, svg or pdf).
@@ -243,8 +248,10 @@ var builders = []builder{
 // ErrorBarNote is in the caption of every figure with means over seeds.
 const ErrorBarNote = "Bars and points: mean over done seeds; error bars ± sample std, only where a point has at least 2 seeds."
 
-// caption is a figure's caption: the paper's part, the error bars, the scale.
-func caption(b builder, runs []table.RunData) string {
+// captioned sets a figure's caption: the paper's part, the error bars,
+// the scale (each profile's factors) and the key to abbreviated scale
+// groups.
+func captioned(f *Figure, b builder, runs []table.RunData) {
 	parts := []string{b.paper}
 	switch b.name {
 	case "v1-figure1-xlarge", "v6-figure1-transitions", "v6-figure2b-dropout":
@@ -252,11 +259,19 @@ func caption(b builder, runs []table.RunData) string {
 	default:
 		parts = append(parts, ErrorBarNote)
 	}
-	parts = append(parts, table.ScaleNotes(runs)...)
 	if k := scaleKey(table.ScaleGroups(runs)); k != "" {
 		parts = append(parts, k)
 	}
-	return strings.Join(parts, " ")
+	f.Note = strings.Join(parts, " ")
+	f.Caption = strings.Join(append([]string{f.Note}, table.ScaleNotes(runs)...), " ")
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if !seen[r.Profile] {
+			seen[r.Profile] = true
+			f.Profiles = append(f.Profiles, r.Profile)
+		}
+	}
+	sort.Strings(f.Profiles)
 }
 
 // Names lists the stable names of the ablation figures, in order.
@@ -288,7 +303,8 @@ func ForAblation(s *results.Store, ablation string) ([]*Figure, error) {
 			return nil, err
 		}
 		if f != nil {
-			f.Ablation, f.Caption = b.ablation, caption(b, runs)
+			f.Ablation = b.ablation
+			captioned(f, b, runs)
 			figs = append(figs, f)
 		}
 	}
@@ -315,7 +331,8 @@ func Build(s *results.Store) (figs []*Figure, skipped []string, err error) {
 			skipped = append(skipped, fmt.Sprintf("%s: runs of %q have no data for it yet", b.name, b.ablation))
 			continue
 		}
-		f.Ablation, f.Caption = b.ablation, caption(b, runs)
+		f.Ablation = b.ablation
+		captioned(f, b, runs)
 		figs = append(figs, f)
 	}
 	all, err := s.Runs(results.RunFilter{})
