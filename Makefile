@@ -13,7 +13,8 @@ DB       ?= out/exp.db
 # the reference BLAS that libtorch would otherwise load (about 40x slower here).
 # tcmalloc, which exp preloads, keeps a training run's peak RSS flat (glibc's
 # malloc fragments under libtorch's large short-lived tensors).
-APT_PACKAGES := g++ libopenblas0-openmp libtcmalloc-minimal4 sentencepiece
+# chromium: the headless browser that loads `exp report`'s HTML in the tests.
+APT_PACKAGES := g++ libopenblas0-openmp libtcmalloc-minimal4 sentencepiece chromium
 ifeq ($(LIBTORCH),/usr)
 APT_PACKAGES += libtorch-dev
 endif
