@@ -16,7 +16,8 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 type Predictions struct {
 	Logits     [][]float64 // classification: [labels]; multiple choice: [choices]
 	Values     []float64   // regression
-	Start, End [][]float64 // span: per position
+	Start, End [][]float64 // span (SpanHeadV1): per position
+	Beams      []Beam      // span (SpanHeadV2): per feature
 	Loss       float64     // mean training loss over the split
 }
 
@@ -41,6 +42,10 @@ func (m *Model) predict(fs []tasks.Feature, batch int) Predictions {
 				case tasks.Regression:
 					p.Values = append(p.Values, backend.Float64s(out.Logits)...)
 				case tasks.Span:
+					if out.V2 != nil {
+						p.Beams = append(p.Beams, beams(out.V2, hi-lo)...)
+						break
+					}
 					p.Start = append(p.Start, rows(backend.Float64s(out.Start), hi-lo)...)
 					p.End = append(p.End, rows(backend.Float64s(out.End), hi-lo)...)
 				default:

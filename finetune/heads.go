@@ -21,20 +21,29 @@ import (
 //     dropout → linear 1×H, the [B, choices] logits under softmax
 //     cross-entropy;
 //   - span (run_squad_v1.py): linear 2×H over the sequence output, start and
-//     end logits, the mean of their two cross-entropies. SQuAD 2.0 uses the
-//     same head with an unanswerable question's start and end at [CLS]
-//     (position 0), scored against the best span with a tuned threshold
-//     (docs/FINETUNING.md says what of the official v2 head this leaves out).
+//     end logits, the mean of their two cross-entropies;
+//   - span with unanswerable questions (SQuAD 2.0, run_squad_v2.py): the
+//     XLNet-style head of squad_utils.create_v2_model (squadv2.go): start
+//     logits under p_mask, end logits conditioned on the start, and an
+//     answerability logit.
 type Head struct {
-	Kind    tasks.Kind
-	W, B    *ts.Tensor
-	Out     int64 // outputs of the linear layer
+	Kind tasks.Kind
+	// Span is the span head (SpanHeadOf the task); "" for other kinds.
+	Span    SpanHead
+	W, B    *ts.Tensor // the linear layer; nil under SpanHeadV2
+	Out     int64      // outputs of the linear layer
 	Dropout float64
+	V2      *squadV2Head // SpanHeadV2's layers
 	params  []model.Param
 }
 
 func newHead(task tasks.Task, enc model.Config, dropout float64, seed int64, dev gotch.Device) (*Head, error) {
-	h := &Head{Kind: task.Kind, Dropout: dropout}
+	h := &Head{Kind: task.Kind, Span: SpanHeadOf(task), Dropout: dropout}
+	if h.Span == SpanHeadV2 {
+		h.V2 = newSquadV2Head(enc, seed, dev)
+		h.params = h.V2.params
+		return h, nil
+	}
 	switch task.Kind {
 	case tasks.Classification:
 		if len(task.Labels) < 2 {
@@ -65,6 +74,10 @@ func (h *Head) build(w, b *ts.Tensor) error {
 }
 
 func (h *Head) close() {
+	if h.V2 != nil {
+		h.V2.close()
+		return
+	}
 	h.W.MustDrop()
 	h.B.MustDrop()
 }
@@ -79,23 +92,31 @@ type Inputs struct {
 	Targets  *ts.Tensor // [B] float: regression targets
 	Start    *ts.Tensor // [B] int64: span start (span)
 	End      *ts.Tensor // [B] int64: span end (span)
+	// Span only: PMask [B,S] float is squad_utils' p_mask (1 at the
+	// question, [SEP]s and padding), Impossible [B] float is 1 for a window
+	// without the answer (is_impossible).
+	PMask, Impossible *ts.Tensor
 }
 
 // Outputs of a forward pass: Logits is [B, labels] (classification),
 // [B] (regression) or [B, choices] (multiple choice); Start and End are
-// [B, S] (span).
+// [B, S] (span, SpanHeadV1); V2 holds SpanHeadV2's outputs.
 type Outputs struct {
 	Logits, Start, End *ts.Tensor
+	V2                 *V2Outputs
 }
 
-// Forward runs the encoder and the head; tensors belong to s.
+// Forward runs the encoder and the head; tensors belong to s. Under
+// SpanHeadV2 the end logits are conditioned on the gold start (in.Start) and,
+// when not training, the beam is computed too.
 func (m *Model) Forward(s *backend.Scope, in Inputs, train bool) Outputs {
 	out := m.Enc.Forward(s, in.Inputs, train, false)
 	h := m.Head
+	if h.V2 != nil {
+		return Outputs{V2: h.V2.forward(s, out.Hidden, in.PMask, in.Start, !train, h.Dropout, train)}
+	}
 	if h.Kind == tasks.Span {
-		size := out.Hidden.MustSize()
 		lg := s.T(ts.MustLinear(out.Hidden, h.W, h.B)) // [B,S,2]
-		_ = size
 		return Outputs{
 			Start: s.T(lg.MustSelect(2, 0, false)),
 			End:   s.T(lg.MustSelect(2, 1, false)),
@@ -121,6 +142,9 @@ func (m *Model) Loss(s *backend.Scope, in Inputs, out Outputs) *ts.Tensor {
 	case tasks.Regression:
 		return s.T(out.Logits.MustMseLoss(in.Targets, 1, false))
 	case tasks.Span:
+		if out.V2 != nil {
+			return out.V2.loss(s, in)
+		}
 		a := s.T(out.Start.MustCrossEntropyLoss(in.Start, none, 1, -100, 0, false))
 		b := s.T(out.End.MustCrossEntropyLoss(in.End, none, 1, -100, 0, false))
 		return s.T(s.T(a.MustAdd(b, false)).MustMulScalar(ts.FloatScalar(0.5), false))
@@ -143,6 +167,10 @@ func ToDevice(s *backend.Scope, fs []tasks.Feature, kind tasks.Kind, dev gotch.D
 	targets := make([]float32, B)
 	start := make([]int64, B)
 	end := make([]int64, B)
+	var pmask, impossible []float32
+	if kind == tasks.Span {
+		pmask, impossible = make([]float32, 0, B*S), make([]float32, B)
+	}
 	for i, f := range fs {
 		for c := 0; c < C; c++ {
 			ids = append(ids, f.IDs[c]...)
@@ -151,6 +179,12 @@ func ToDevice(s *backend.Scope, fs []tasks.Feature, kind tasks.Kind, dev gotch.D
 		}
 		labels[i], targets[i] = int64(max(f.Label, 0)), f.Target
 		start[i], end[i] = int64(f.Start), int64(f.End)
+		if kind == tasks.Span {
+			pmask = append(pmask, pMask(f, S)...)
+			if f.Impossible {
+				impossible[i] = 1
+			}
+		}
 	}
 	put := func(t *ts.Tensor) *ts.Tensor {
 		t = s.T(t)
@@ -169,6 +203,8 @@ func ToDevice(s *backend.Scope, fs []tasks.Feature, kind tasks.Kind, dev gotch.D
 		in.Targets = put(ts.MustOfSlice(targets))
 	case tasks.Span:
 		in.Start, in.End = put(ts.MustOfSlice(start)), put(ts.MustOfSlice(end))
+		in.PMask = put(ts.MustOfSlice(pmask).MustView([]int64{N, int64(S)}, true))
+		in.Impossible = put(ts.MustOfSlice(impossible))
 	default:
 		in.Labels = put(ts.MustOfSlice(labels))
 	}

@@ -15,14 +15,20 @@ import (
 // dir: predictions.json (question id → answer, "" for no answer) and, for
 // SQuAD 2.0, null_odds.json.
 //
-// SQuAD 2.0 here is BERT's v2 recipe on the v1 head, not the official
-// ALBERT (XLNet-style) head: an unanswerable question is trained with
-// start = end = [CLS]; an example's null score is the smallest [CLS] start +
-// end logit over its windows, its null odds that minus the best non-null
-// span's score, and the no-answer threshold is the one that maximises F1 on
-// the evaluation split itself (run_squad_v2's best_f1_thresh).
+// SQuAD 1.1 (SpanHeadV1) pairs the 20 best start and end logits of each
+// window. SQuAD 2.0 (SpanHeadV2) is run_squad_v2.py's evaluation:
+// each window's StartNTop × EndNTop beam of log-probabilities gives the
+// candidate spans (accumulate_predictions_v2), an example's null odds are
+// its smallest answerability logit over its windows (cls_logits, written
+// to null_odds.json), and the no-answer threshold is the one that maximises
+// F1 on the evaluation split itself (evaluate_v2's best_f1_thresh): an
+// example answers "" when its null odds reach it.
 func scoreSpan(t tasks.Task, e EvalSet, p Predictions, c Config, dir string) (map[string]float64, error) {
-	if len(p.Start) != len(e.Features) || len(p.End) != len(e.Features) {
+	v2 := t.SQuADVersion == 2
+	switch {
+	case v2 && len(p.Beams) != len(e.Features):
+		return nil, fmt.Errorf("%d v2 beams for %d features (SQuAD 2.0 is scored from the v2 head)", len(p.Beams), len(e.Features))
+	case !v2 && (len(p.Start) != len(e.Features) || len(p.End) != len(e.Features)):
 		return nil, fmt.Errorf("%d/%d span predictions for %d features", len(p.Start), len(p.End), len(e.Features))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -32,8 +38,15 @@ func scoreSpan(t tasks.Task, e EvalSet, p Predictions, c Config, dir string) (ma
 	cands := make([][]score.Candidate, len(e.Features))
 	cls := make([]float64, len(e.Features))
 	for i := range e.Features {
-		cands[i] = score.TopCandidates(f32(p.Start[i]), f32(p.End[i]), nBest)
-		cls[i] = p.Start[i][0] + p.End[i][0]
+		if !v2 {
+			cands[i] = score.TopCandidates(f32(p.Start[i]), f32(p.End[i]), nBest)
+			continue
+		}
+		var err error
+		if cands[i], err = p.Beams[i].Candidates(); err != nil {
+			return nil, fmt.Errorf("feature %d: %w", i, err)
+		}
+		cls[i] = p.Beams[i].Cls
 	}
 	o := score.DefaultExtract(t.SQuADVersion)
 	o.MaxAnswerLen = c.MaxAnswerLen
@@ -42,7 +55,7 @@ func scoreSpan(t tasks.Task, e EvalSet, p Predictions, c Config, dir string) (ma
 		return nil, err
 	}
 	ids := score.IDs(e.Examples)
-	if t.SQuADVersion != 2 {
+	if !v2 {
 		answers := score.Texts(preds)
 		res, err := score.EvaluateV1(e.Examples, answers)
 		if err != nil {
@@ -56,11 +69,6 @@ func scoreSpan(t tasks.Task, e EvalSet, p Predictions, c Config, dir string) (ma
 	null, err := score.NullOdds(e.Examples, e.Features, cls)
 	if err != nil {
 		return nil, err
-	}
-	for i, pr := range preds {
-		if len(pr.NBest) > 0 && pr.Text != "" {
-			null[i] -= pr.NBest[0].StartScore + pr.NBest[0].EndScore
-		}
 	}
 	tuned, err := score.TuneV2(e.Examples, preds, null)
 	if err != nil {
