@@ -52,9 +52,11 @@ build: torch
 # Two one-thread runs at a time use 2 cores better than one two-thread run.
 JOBS ?= $(shell nproc)
 
+# Ends with the report page of everything in the database: out/report/index.html.
 run: setup build
 	$(EXP) run ablations/sharing.toml --db $(DB) --jobs $(JOBS)
 	$(EXP) table sharing --db $(DB)
+	$(EXP) report --db $(DB)
 
 # The real-cluster Slurm test runs in test-slurm (which .ci/run calls), not twice.
 test: setup

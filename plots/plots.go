@@ -22,7 +22,7 @@ import (
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	_ "gonum.org/v1/plot/vg/vgimg" // registers png
+	"gonum.org/v1/plot/vg/vgimg"   // registers png
 	_ "gonum.org/v1/plot/vg/vgpdf" // registers pdf
 	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
 
@@ -58,25 +58,61 @@ type Figure struct {
 }
 
 // Render writes the figure in format (png, svg or pdf).
-func (f *Figure) Render(w io.Writer, format string) error {
-	if len(f.Panels) == 0 {
-		return fmt.Errorf("plots: %s: no panels", f.Name)
-	}
+func (f *Figure) Render(w io.Writer, format string) error { return f.render(w, format, 0) }
+
+// RenderPNG writes the figure as a PNG at dpi dots per inch (Render's PNG
+// has 96): a page that shows it at its size in inches gets sharp text on a
+// high-density screen, and the text is drawn with the figure's own fonts,
+// where an SVG would fall back to whatever fonts the browser has.
+func (f *Figure) RenderPNG(w io.Writer, dpi int) error { return f.render(w, "png", dpi) }
+
+// Size is the figure's size in inches, caption included.
+func (f *Figure) Size() (width, height float64) {
+	w, h := f.size()
+	return float64(w / vg.Inch), float64(h / vg.Inch)
+}
+
+func (f *Figure) size() (vg.Length, vg.Length) {
 	rows := max(f.Rows, 1)
 	cols := (len(f.Panels) + rows - 1) / rows
 	width := vg.Length(cols) * 5 * vg.Inch
 	if len(f.Panels) == 1 {
 		width = 6.5 * vg.Inch // room for a full paper-table title
 	}
+	return width, vg.Length(rows)*4*vg.Inch + f.captionHeight(width)
+}
+
+// captionHeight is the height of the caption's wrapped lines.
+func (f *Figure) captionHeight(width vg.Length) vg.Length {
+	if len(f.Panels) == 0 {
+		return 0
+	}
 	sty := captionStyle(f.Panels[0])
 	lines := wrap(sty, f.Caption, width-vg.Inch/2)
-	capH := vg.Length(0)
-	if len(lines) > 0 {
-		capH = vg.Length(len(lines))*sty.Height("Xg")*1.2 + vg.Inch/8
+	if len(lines) == 0 {
+		return 0
 	}
-	c, err := draw.NewFormattedCanvas(width, vg.Length(rows)*4*vg.Inch+capH, format)
-	if err != nil {
-		return fmt.Errorf("plots: %s: %w", f.Name, err)
+	return vg.Length(len(lines))*sty.Height("Xg")*1.2 + vg.Inch/8
+}
+
+func (f *Figure) render(w io.Writer, format string, dpi int) error {
+	if len(f.Panels) == 0 {
+		return fmt.Errorf("plots: %s: no panels", f.Name)
+	}
+	rows := max(f.Rows, 1)
+	cols := (len(f.Panels) + rows - 1) / rows
+	width, height := f.size()
+	sty := captionStyle(f.Panels[0])
+	lines := wrap(sty, f.Caption, width-vg.Inch/2)
+	capH := f.captionHeight(width)
+	var c vg.CanvasWriterTo
+	if dpi > 0 && format == "png" {
+		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(dpi))}
+	} else {
+		var err error
+		if c, err = draw.NewFormattedCanvas(width, height, format); err != nil {
+			return fmt.Errorf("plots: %s: %w", f.Name, err)
+		}
 	}
 	full := draw.New(c)
 	for i, l := range lines {

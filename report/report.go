@@ -1,7 +1,7 @@
 // Package report builds `exp report`'s page: one self-contained HTML file
 // with, for every ablation in the store in the paper's order, the paper's
 // table beside ours (results/table's model, rendered as HTML), each claim's
-// verdict, the figures (plots, inlined as SVG data URIs) with the paper's
+// verdict, the figures (plots, inlined as PNG data URIs) with the paper's
 // values where it has them, the scale of the runs, the runs that diverged
 // or failed; then what was not run, with the command that would run it,
 // and the provenance of the numbers. The page needs no network and no
@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -73,11 +75,16 @@ type Section struct {
 
 // Figure is one inlined figure.
 type Figure struct {
-	Name    string
-	Title   string
-	Caption string
-	Src     template.URL // data:image/svg+xml;base64,…
+	Name          string
+	Title         string
+	Caption       string
+	Src           template.URL // data:image/png;base64,…
+	Width, Height int          // CSS pixels: the figure's size in inches at 96 px per inch
 }
+
+// FigureDPI is the resolution of the inlined figures: twice the CSS pixel
+// density, so text stays sharp on high-density screens and when zoomed.
+const FigureDPI = 192
 
 // LostRun is a run that diverged or failed.
 type LostRun struct {
@@ -98,6 +105,7 @@ type NotRun struct {
 // ProvRow is the runs that share one provenance.
 type ProvRow struct {
 	Commit, Dirty, Go, Gotch, Libtorch, CUDA, BLAS, Host, Device string
+	BLASShort                                                    string // the libraries' file names (BLAS in full on hover)
 	Threads                                                      int
 	Runs                                                         int
 	Seconds                                                      string // total, and the range per run
@@ -207,10 +215,12 @@ func section(s *results.Store, rep *table.Report) (Section, error) {
 		g := *f
 		g.Caption = "" // the page prints it as text under the figure
 		var b bytes.Buffer
-		if err := g.Render(&b, "svg"); err != nil {
+		if err := g.RenderPNG(&b, FigureDPI); err != nil {
 			return sec, err
 		}
-		fig.Src = template.URL("data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
+		fig.Src = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
+		w, h := g.Size()
+		fig.Width, fig.Height = int(math.Round(w*96)), int(math.Round(h*96))
 		sec.Figures = append(sec.Figures, fig)
 	}
 	return sec, nil
@@ -383,6 +393,7 @@ func provenance(s *results.Store) ([]ProvRow, int, error) {
 			idx[k] = a
 			keys = append(keys, k)
 		}
+		a.row.BLASShort = shortLibs(pv.BLAS)
 		a.row.Runs++
 		if r.Seconds > 0 {
 			a.secs = append(a.secs, r.Seconds)
@@ -414,6 +425,16 @@ func provenance(s *results.Store) ([]ProvRow, int, error) {
 		out = append(out, a.row)
 	}
 	return out, none, nil
+}
+
+// shortLibs keeps the file names of a comma-separated list of library
+// paths ("/usr/lib/…/libblas.so.3, …" → "libblas.so.3, …").
+func shortLibs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = filepath.Base(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func yesNo(b bool) string {

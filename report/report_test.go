@@ -3,10 +3,11 @@ package report
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/xml"
+	"image/png"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,15 @@ func fixtureStore(t *testing.T) *results.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// A failed seed beside the diverged one: the dropout ablation's second
+	// seed without dropout.
+	failed := fixture.Run{Experiments: []string{"dropout"}, Label: "dropout=0 seed=2", Seed: 2, Status: results.StatusFailed,
+		Reason: "out of memory at step 30", Model: map[string]any{"vocab_size": 8000, "embedding_size": 32, "hidden_size": 128,
+			"num_layers": 4, "sharing": "all", "hidden_dropout": 0.0},
+		Point: map[string]any{"model.hidden_dropout": 0.0}, Params: 60000}
+	if err := fixture.Fill(s, []fixture.Run{failed}); err != nil {
+		t.Fatal(err)
+	}
 	runs, err := s.Runs(results.RunFilter{Experiment: "sharing"})
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +145,7 @@ func wellFormed(t *testing.T, page string) {
 
 // selfContained fails on anything the page would fetch: scripts,
 // stylesheets, frames, objects, any src or href that is not a data: URI or
-// an in-page #anchor, and url() or @import in its CSS; an inlined SVG must
-// not reference anything outside itself either.
+// an in-page #anchor, and url() or @import in its CSS.
 func selfContained(t *testing.T, doc *html.Node) {
 	t.Helper()
 	for _, tag := range []string{"script", "link", "iframe", "object", "embed", "frame", "base"} {
@@ -176,7 +185,7 @@ func selfContained(t *testing.T, doc *html.Node) {
 // The report of the fixture database: a section per ablation in the
 // paper's order, each with the paper's table and ours (every row of the
 // model), every claim with its verdict and numbers, every figure exp plot
-// draws for it inlined as an SVG that parses, the scale, the diverged run;
+// draws for it inlined as a PNG that decodes, the scale, the diverged run;
 // what was not run with its command; the provenance; valid HTML that
 // references nothing outside the file.
 func TestReportFromFixture(t *testing.T) {
@@ -247,14 +256,25 @@ func TestReportFromFixture(t *testing.T) {
 			if j < len(figs) && attr(fig, "data-figure") != figs[j].Name {
 				t.Errorf("%s figure %d is %q, want %q", abl, j, attr(fig, "data-figure"), figs[j].Name)
 			}
-			svgOK(t, abl, attr(all(fig, "img", "")[0], "src"))
+			pngOK(t, abl, all(fig, "img", "")[0])
 			if c := text(all(fig, "figcaption", "")[0]); !strings.Contains(c, `Runs of profile "`) {
 				t.Errorf("%s: caption names no scale: %q", abl, c)
 			}
 		}
 		lost := text(all(sec, "ul", "lost-runs")[0:min(1, len(all(sec, "ul", "lost-runs")))]...)
-		if abl == "sharing" && !strings.Contains(lost, "E=768 sharing=ffn seed=2") || abl == "sharing" && !strings.Contains(lost, "diverged — loss NaN at step 812") {
-			t.Errorf("sharing: the diverged run is not listed: %q", lost)
+		switch abl {
+		case "sharing":
+			if !strings.Contains(lost, "E=768 sharing=ffn seed=2 (seed 2): diverged — loss NaN at step 812") {
+				t.Errorf("sharing: the diverged run is not listed: %q", lost)
+			}
+		case "dropout":
+			if !strings.Contains(lost, "dropout=0 seed=2 (seed 2): failed — out of memory at step 30") {
+				t.Errorf("dropout: the failed run is not listed: %q", lost)
+			}
+		default:
+			if lost != "" {
+				t.Errorf("%s: lists lost runs it has not: %q", abl, lost)
+			}
 		}
 	}
 
@@ -263,6 +283,7 @@ func TestReportFromFixture(t *testing.T) {
 		`1 planned run(s) of profile "cpu" not in the database: E=768 sharing=all seed=3`, "exp run ablations/sharing.toml --profile cpu",
 		`1 run(s) of profile "cpu" gave no result: E=768 sharing=ffn seed=2 (diverged)`, "exp run ablations/sharing.toml --profile cpu --retry",
 		`paper row "not-shared E=64" has no run at any scale`, "exp run ablations/embedding.toml --profile paper",
+		`1 run(s) of profile "cpu" gave no result: dropout=0 seed=2 (failed)`, "exp run ablations/dropout.toml --profile cpu --retry",
 	} {
 		if !strings.Contains(notRun, want) {
 			t.Errorf("what was not run lacks %q:\n%s", want, notRun)
@@ -284,13 +305,14 @@ func TestReportFromFixture(t *testing.T) {
 	}
 }
 
-// svgOK decodes a figure's data URI and parses the SVG as XML; it must
-// reference nothing outside itself.
-func svgOK(t *testing.T, abl, src string) {
+// pngOK decodes a figure's data URI as a PNG at FigureDPI: its pixel size
+// is the <img>'s CSS size times FigureDPI/96.
+func pngOK(t *testing.T, abl string, img *html.Node) {
 	t.Helper()
-	const prefix = "data:image/svg+xml;base64,"
+	const prefix = "data:image/png;base64,"
+	src := attr(img, "src")
 	if !strings.HasPrefix(src, prefix) {
-		t.Errorf("%s: figure src %.40q is not an inlined SVG", abl, src)
+		t.Errorf("%s: figure src %.40q is not an inlined PNG", abl, src)
 		return
 	}
 	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(src, prefix))
@@ -298,32 +320,19 @@ func svgOK(t *testing.T, abl, src string) {
 		t.Errorf("%s: figure: %v", abl, err)
 		return
 	}
-	d := xml.NewDecoder(bytes.NewReader(b))
-	root := ""
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Errorf("%s: figure is not well-formed SVG: %v", abl, err)
-			return
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if root == "" {
-				root = se.Name.Local
-			}
-			for _, a := range se.Attr {
-				if a.Name.Local == "href" && !strings.HasPrefix(a.Value, "#") && !strings.HasPrefix(a.Value, "data:") {
-					t.Errorf("%s: figure references %q", abl, a.Value)
-				}
-			}
-		}
+	im, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Errorf("%s: figure is not a PNG: %v", abl, err)
+		return
 	}
-	if root != "svg" || bytes.Contains(b, []byte("url(http")) {
-		t.Errorf("%s: figure root <%s>", abl, root)
+	w, _ := strconv.Atoi(attr(img, "width"))
+	h, _ := strconv.Atoi(attr(img, "height"))
+	if got := im.Bounds(); w < 400 || h < 300 || abs(got.Dx()-w*FigureDPI/96) > 2 || abs(got.Dy()-h*FigureDPI/96) > 2 {
+		t.Errorf("%s: figure %v shown at %dx%d CSS px", abl, got, w, h)
 	}
 }
+
+func abs(x int) int { return max(x, -x) }
 
 // Named ablations only, in the paper's order whatever the order asked; an
 // ablation without runs is listed under what was not run with the command

@@ -23,7 +23,7 @@ func init() {
 		Short: "Write one self-contained HTML page of every table, claim, figure and run (" + strings.Join(table.Ablations, ", ") + ")",
 		Long: `report writes --out/index.html: for every ablation in the database (or each NAME), in the paper's order,
 the paper's table beside ours (the model exp table prints as md, csv and tex), the verdict of each claim
-with its interval and n, the figures of exp plot inlined as SVG with the paper's values where it prints
+with its interval and n, the figures of exp plot inlined as PNG data URIs with the paper's values where it prints
 them, the scale of the runs (profile and factors against the paper), the runs that diverged or failed;
 then what was not run with the command that would run it, and the provenance of the numbers (commit,
 dirty tree, versions, BLAS, device, threads, run times). The file needs no network and no JavaScript:

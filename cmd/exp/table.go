@@ -36,9 +36,9 @@ per task by the same rule (docs/FINETUNING.md). Tables are printed and
 written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, every ablation that has runs.`,
 		RunE: func(cmd *cobra.Command, names []string) error {
 			switch format {
-			case "md", "csv", "tex":
+			case "md", "csv", "tex", "html":
 			default:
-				return fmt.Errorf("table: --format %q: want md, csv or tex", format)
+				return fmt.Errorf("table: --format %q: want md, csv, tex or html", format)
 			}
 			s, err := openExisting(dbPath)
 			if err != nil {
@@ -84,7 +84,7 @@ written to --out/<name>.<format> (csv: also <name>-claims.csv). Without NAME, ev
 	}
 	cmd.Flags().StringVar(&dbPath, "db", experiments.DefaultDB, "results database")
 	cmd.Flags().StringVar(&outDir, "out", "out/tables", "folder the tables are written to")
-	cmd.Flags().StringVar(&format, "format", "md", "md, csv or tex")
+	cmd.Flags().StringVar(&format, "format", "md", "md, csv, tex or html (an HTML fragment; exp report writes the whole page)")
 	root.AddCommand(cmd)
 }
 
