@@ -2,6 +2,7 @@ package data
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 )
@@ -142,7 +143,9 @@ func (d *Dataset) trainExample(seed, epoch int64, order []int, i int) example {
 // loader's whole state. Batches are assembled ahead on a goroutine.
 type Loader struct {
 	d      *Dataset
-	size   int
+	size   int   // rows of each batch this loader yields
+	stride int64 // examples of each global batch (size, unless sharded)
+	offset int64 // this shard's first row in the global batch
 	seed   int64
 	cursor int64
 	ch     chan Batch
@@ -160,8 +163,32 @@ var ErrClosed = errors.New("data: loader closed")
 // treated as 1, a negative cursor as 0.
 func (d *Dataset) NewLoader(batchSize int, seed int64, cursor int64) *Loader {
 	batchSize = max(1, batchSize)
+	return d.newLoader(batchSize, int64(batchSize), 0, seed, cursor)
+}
+
+// NewShardLoader is rank's share of the loader of global batches of
+// globalSize examples in a world of world ranks (data-parallel training):
+// of each global batch it yields the rows [rank·globalSize/world,
+// (rank+1)·globalSize/world), so the world's shards, concatenated in rank
+// order, are NewLoader(globalSize, seed, cursor)'s batch — a pure function
+// of (seed, step, rank). The cursor counts global examples, as NewLoader's:
+// a checkpoint resumes under any world size that divides globalSize.
+func (d *Dataset) NewShardLoader(globalSize int, seed int64, cursor int64, rank, world int) (*Loader, error) {
+	switch {
+	case globalSize < 1 || world < 1:
+		return nil, fmt.Errorf("data: shard loader of batch %d over %d ranks", globalSize, world)
+	case rank < 0 || rank >= world:
+		return nil, fmt.Errorf("data: rank %d is not in a world of %d", rank, world)
+	case globalSize%world != 0:
+		return nil, fmt.Errorf("data: a batch of %d examples does not split over %d ranks", globalSize, world)
+	}
+	local := globalSize / world
+	return d.newLoader(local, int64(globalSize), int64(rank*local), seed, cursor), nil
+}
+
+func (d *Dataset) newLoader(size int, stride, offset int64, seed, cursor int64) *Loader {
 	cursor = max(0, cursor)
-	l := &Loader{d: d, size: batchSize, seed: seed, cursor: cursor, ch: make(chan Batch, 4), stop: make(chan struct{})}
+	l := &Loader{d: d, size: size, stride: stride, offset: offset, seed: seed, cursor: cursor, ch: make(chan Batch, 4), stop: make(chan struct{})}
 	l.wg.Add(1)
 	go l.run(cursor)
 	return l
@@ -176,13 +203,13 @@ func (l *Loader) run(cursor int64) {
 	for {
 		b := newBatch(l.size, l.d.cfg.SeqLen, l.d.cfg.MaxPredictions)
 		for i := 0; i < l.size; i++ {
-			k := cursor + int64(i)
+			k := cursor + l.offset + int64(i)
 			if e := k / n; e != epoch {
 				epoch, order = e, l.d.epochOrder(l.seed, e)
 			}
 			b.put(i, l.d.trainExample(l.seed, epoch, order, int(k%n)))
 		}
-		cursor += int64(l.size)
+		cursor += l.stride
 		select {
 		case l.ch <- b:
 		case <-l.stop:
@@ -197,7 +224,7 @@ func (l *Loader) Next() (Batch, error) {
 	if !ok {
 		return Batch{}, ErrClosed
 	}
-	l.cursor += int64(l.size)
+	l.cursor += l.stride
 	return b, nil
 }
 
