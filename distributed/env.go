@@ -25,7 +25,7 @@ const (
 // Launch's variables, else Slurm's (SLURM_PROCID, the step's or job's task
 // count, and the first node of the step's or job's node list, whose rank 0
 // serves the store). ok is false when the process is alone (no variables,
-// or a world of 1). device picks the backend (BackendFor). The port under
+// or a Slurm step of one task, such as an array task of exp slurm). device picks the backend (BackendFor). The port under
 // Slurm is ALBERT_MASTER_PORT, else one derived from the job and step ids,
 // so that two steps of one job do not collide.
 func FromEnv(getenv func(string) string, device string) (c Config, ok bool, err error) {
@@ -46,11 +46,10 @@ func FromEnv(getenv func(string) string, device string) (c Config, ok bool, err 
 	}
 	switch {
 	case getenv(EnvWorld) != "":
+		// A world of 1 here is explicit (exp run --nproc 1): it trains
+		// through the collectives like any other.
 		if c.World, err = atoi(EnvWorld); err != nil {
 			return c, false, err
-		}
-		if c.World <= 1 {
-			return c, false, nil
 		}
 		if c.Rank, err = atoi(EnvRank); err != nil {
 			return c, false, err

@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -109,6 +111,18 @@ func Launch(o LaunchOptions) error {
 			done <- k
 		}()
 	}
+	// Ctrl-C or a SIGTERM to the launcher goes to every rank (each stops at
+	// a step boundary, as exp run alone does); the launcher waits for them.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer func() { signal.Stop(sigs); close(sigs) }()
+	go func() {
+		for sig := range sigs {
+			for _, c := range cmds {
+				c.Process.Signal(sig)
+			}
+		}
+	}()
 	// After the first failure, give the others the collective timeout (and
 	// a minute) to notice and end; then kill what is left.
 	var killer *time.Timer

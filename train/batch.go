@@ -16,8 +16,9 @@ type tensors struct {
 	mlmW     *ts.Tensor // [B·P] float
 	labels   *ts.Tensor // [B] int64
 	size     int
-	tokens   int // real tokens, for throughput
-	predicts int // real masked predictions
+	tokens   int     // real tokens, for throughput
+	predicts int     // real masked predictions
+	weights  float32 // Σ MaskedWeights: the MLM loss's denominator, less 1e-5
 }
 
 // toDevice copies a batch to dev; the tensors belong to s.
@@ -53,6 +54,7 @@ func toDevice(s *backend.Scope, b data.Batch, dev gotch.Device) tensors {
 		if m > 0 {
 			t.predicts++
 		}
+		t.weights += m
 	}
 	return t
 }
@@ -60,9 +62,17 @@ func toDevice(s *backend.Scope, b data.Batch, dev gotch.Device) tensors {
 // mlmLoss is the official masked-LM loss: the mean negative log-likelihood
 // over real predictions, Σ w·nll / (Σ w + 1e-5).
 func mlmLoss(s *backend.Scope, logits *ts.Tensor, t tensors) *ts.Tensor {
+	return mlmLossOver(s, logits, t, nil)
+}
+
+// mlmLossOver is mlmLoss with the denominator den (Σ w + 1e-5 of the whole
+// global batch, for a rank's shard of it); nil: this batch's own.
+func mlmLossOver(s *backend.Scope, logits *ts.Tensor, t tensors, den *ts.Tensor) *ts.Tensor {
 	nll := s.T(s.T(logits.MustLogSoftmax(-1, gotch.Float, false)).MustGather(1, s.T(t.mlmIDs.MustUnsqueeze(1, false)), false, false))
 	num := s.T(s.T(s.T(nll.MustSqueezeDim(1, false)).MustMul(t.mlmW, false)).MustSum(gotch.Float, false))
-	den := s.T(s.T(t.mlmW.MustSum(gotch.Float, false)).MustAddScalar(ts.FloatScalar(1e-5), false))
+	if den == nil {
+		den = s.T(s.T(t.mlmW.MustSum(gotch.Float, false)).MustAddScalar(ts.FloatScalar(1e-5), false))
+	}
 	return s.T(s.T(num.MustDiv(den, false)).MustNeg(false))
 }
 

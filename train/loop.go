@@ -42,6 +42,13 @@ type Job struct {
 	Progress  io.Writer // nil: no progress output
 	// EvalBatchSize for the held-out sets (default: the micro-batch size).
 	EvalBatchSize int
+	// World trains the run data-parallel (nil: alone). Every rank runs Run
+	// with the same configuration; each reads its shard of every global
+	// batch (Train.BatchSize stays the global batch, so the run is the same
+	// configuration under any world size). Only rank 0 uses Store and Dir —
+	// checkpoints, metrics, evals, heartbeats — and the others may leave
+	// them empty; rank 0's state (resumed or fresh) is broadcast to all.
+	World World
 
 	afterStep func(step int) // tests: called after each optimizer step
 }
@@ -100,9 +107,11 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	if job.EvalBatchSize <= 0 {
 		job.EvalBatchSize = micro
 	}
-	evalSets, err := ds.EvalSets(job.EvalBatchSize)
-	if err != nil {
-		return res, err
+	var evalSets data.EvalSets
+	if leads(job.World) {
+		if evalSets, err = ds.EvalSets(job.EvalBatchSize); err != nil {
+			return res, err
+		}
 	}
 
 	if err := backend.Seed(job.Seed); err != nil {
@@ -120,40 +129,79 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	defer opt.Close()
 
 	st := &state{job: job, m: m, opt: opt, evalSets: evalSets, dev: dev}
-	ck, err := LoadCheckpoint(job.Dir, m, opt)
-	switch {
-	case errors.Is(err, ErrNoCheckpoint):
-		ck = Checkpoint{}
-	case err != nil:
-		return res, err
+	var ck Checkpoint
+	if leads(job.World) {
+		ck, err = LoadCheckpoint(job.Dir, m, opt)
+		switch {
+		case errors.Is(err, ErrNoCheckpoint):
+			ck = Checkpoint{}
+		case err != nil:
+			return res, err
+		}
+	}
+	if job.World != nil {
+		if ck.Step, ck.Cursor, err = syncState(job.World, st.params(), opt, ck.Step, ck.Cursor); err != nil {
+			return res, err
+		}
 	}
 	res.Resumed = ck.Step
 	if ck.Fallback != "" && job.Progress != nil {
 		fmt.Fprintf(job.Progress, "%s: %s; resuming from the previous checkpoint at step %d\n", job.label(), ck.Fallback, ck.Step)
 	}
-	// Rows a killed attempt wrote after its checkpoint are dropped: the
-	// resumed curve then equals an uninterrupted one, without duplicates.
-	if err := job.Store.DeleteMetricsAfter(job.RunID, ck.Step); err != nil {
-		return res, err
+	if leads(job.World) {
+		// Rows a killed attempt wrote after its checkpoint are dropped: the
+		// resumed curve then equals an uninterrupted one, without duplicates.
+		if err := job.Store.DeleteMetricsAfter(job.RunID, ck.Step); err != nil {
+			return res, err
+		}
+		prov := Provenance(dev)
+		if w := job.World; w != nil {
+			// The world is provenance, not identity: the run's config (and
+			// hash) says the global batch, whatever the world that trains it.
+			prov.Extra["world_size"] = fmt.Sprint(w.Size())
+			prov.Extra["dist_backend"] = w.Backend()
+		}
+		if err := job.Store.PutProvenance(job.RunID, prov); err != nil {
+			return res, err
+		}
+		if err := job.Store.Heartbeat(job.RunID, ck.Step); err != nil {
+			return res, err
+		}
+		st.metrics = job.Store.NewMetricWriter(job.RunID)
+		defer st.metrics.Close()
 	}
-	if err := job.Store.PutProvenance(job.RunID, Provenance(dev)); err != nil {
-		return res, err
-	}
-	if err := job.Store.Heartbeat(job.RunID, ck.Step); err != nil {
-		return res, err
-	}
-	st.metrics = job.Store.NewMetricWriter(job.RunID)
-	defer st.metrics.Close()
 
-	loader := ds.NewLoader(micro, job.Seed, ck.Cursor)
+	loader, err := ds.NewShardLoader(micro, job.Seed, ck.Cursor, rankOf(job.World), worldSize(job.World))
+	if err != nil {
+		return res, fmt.Errorf("train: batch_size %d / grad_accum %d over %d ranks: %w", job.Train.BatchSize, job.Train.GradAccum, worldSize(job.World), err)
+	}
 	defer loader.Close()
 	st.loader = loader
 	res, err = st.loop(ctx, ck)
 	res.Fallback = ck.Fallback
-	if cerr := st.metrics.Close(); err == nil && cerr != nil {
-		err = cerr
+	if st.metrics != nil {
+		if cerr := st.metrics.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
 	}
 	return res, err
+}
+
+// params are the model's parameter tensors.
+func (st *state) params() []*ts.Tensor {
+	out := make([]*ts.Tensor, len(st.m.Params))
+	for i, p := range st.m.Params {
+		out[i] = p.Tensor
+	}
+	return out
+}
+
+// rankOf is w's rank, 0 for none.
+func rankOf(w World) int {
+	if w == nil {
+		return 0
+	}
+	return w.Rank()
 }
 
 // label names the run in progress output: its name, and "retry N" for an
@@ -166,10 +214,10 @@ func (j Job) label() string {
 }
 
 func (j Job) check() error {
-	if j.Store == nil {
+	if j.Store == nil && leads(j.World) {
 		return errors.New("train: job has no results store")
 	}
-	if j.Dir == "" {
+	if j.Dir == "" && leads(j.World) {
 		return errors.New("train: job has no checkpoint folder")
 	}
 	if err := j.Train.Validate(); err != nil {
@@ -212,9 +260,13 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	defer prog.finish()
 	var tokens int
 	tick := time.Now()
+	lead := leads(st.job.World)
 	for step := ck.Step; step < c.Steps; step++ {
-		if err := ctx.Err(); err != nil {
-			if cause := context.Cause(ctx); errors.Is(cause, ErrPreempted) {
+		if err := st.stopVote(ctx); err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrPreempted) || errors.Is(err, ErrPreempted) {
+				if cause == nil || !errors.Is(cause, ErrPreempted) {
+					cause = err
+				}
 				return res, st.preempt(step, cause, last, ck.Seconds+time.Since(start).Seconds())
 			}
 			return res, err
@@ -222,7 +274,7 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 		// Dropout draws from libtorch's generator: seeding it from (seed,
 		// step) makes each step reproducible on its own, so a resumed run
 		// matches an uninterrupted one without saving generator state.
-		if err := backend.Seed(stepSeed(st.job.Seed, step)); err != nil {
+		if err := backend.Seed(rankSeed(st.job.Seed, step, rankOf(st.job.World))); err != nil {
 			return res, err
 		}
 		lr := c.LearningRate(step)
@@ -234,23 +286,26 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 		res.Step = step + 1
 		if sums != nil {
 			loss := sums[0]
-			if bad := diverged(loss, c.DivergeLoss); bad != "" {
+			if bad := diverged(loss, c.DivergeLoss); bad != "" { // every rank reads the world's loss: all stop here
 				res.Diverged, res.Reason = true, fmt.Sprintf("%s at step %d", bad, step+1)
-				st.metrics.Add(step+1, "train", "loss", loss)
+				st.add(step+1, "train", "loss", loss)
 				res.Seconds = ck.Seconds + time.Since(start).Seconds()
 				return res, nil
 			}
 			el := time.Since(tick).Seconds()
 			tps := float64(tokens) / math.Max(el, 1e-9)
 			tokens, tick = 0, time.Now()
-			st.metrics.Add(step+1, "train", "loss", loss)
-			st.metrics.Add(step+1, "train", "mlm_loss", sums[1])
-			if st.m.Sentence != nil {
-				st.metrics.Add(step+1, "train", "sentence_loss", sums[2])
+			if w := st.job.World; w != nil {
+				tps *= float64(w.Size()) // the world's tokens/s: every shard is the same size
 			}
-			st.metrics.Add(step+1, "train", "grad_norm", sums[3])
-			st.metrics.Add(step+1, "train", "lr", lr)
-			st.metrics.Add(step+1, "train", "tokens_per_sec", tps)
+			st.add(step+1, "train", "loss", loss)
+			st.add(step+1, "train", "mlm_loss", sums[1])
+			if st.m.Sentence != nil {
+				st.add(step+1, "train", "sentence_loss", sums[2])
+			}
+			st.add(step+1, "train", "grad_norm", sums[3])
+			st.add(step+1, "train", "lr", lr)
+			st.add(step+1, "train", "tokens_per_sec", tps)
 			st.recent = append(st.recent, loss)
 			if len(st.recent) > 5 {
 				st.recent = st.recent[1:]
@@ -258,34 +313,27 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 			prog.update(step+1, loss, tps)
 		}
 		done := step+1 == c.Steps
-		if c.EvalEvery > 0 && (step+1)%c.EvalEvery == 0 && !done {
-			st.eval(step + 1)
+		if c.EvalEvery > 0 && (step+1)%c.EvalEvery == 0 && !done && lead {
+			st.eval(step + 1) // the other ranks wait for it in the next step's first collective
 		}
 		if (c.CheckpointEvery > 0 && (step+1)%c.CheckpointEvery == 0) || done {
-			// Metrics first: a resumed run restarts from the newest checkpoint
-			// file and keeps only the rows up to it, so every row up to a
-			// checkpoint must be stored before the file appears. (In the other
-			// order a kill -9 between the two lost the rows since the last
-			// flush: the end-to-end kill test caught it once steps got faster.)
-			if err := st.metrics.Flush(); err != nil {
+			if err := st.checkpoint(step, &last, ck.Seconds+time.Since(start).Seconds()); err != nil {
 				return res, err
 			}
-			next := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: ck.Seconds + time.Since(start).Seconds(), Previous: last.prior()}
-			saved, err := saveCheckpoint(st.job.Dir, next, st.m, st.opt)
-			if err != nil {
-				return res, err
-			}
-			last = saved
 		}
 		if st.job.afterStep != nil {
 			st.job.afterStep(step + 1)
 		}
-		if time.Since(lastBeat) > heartbeatEvery || done {
+		if lead && (time.Since(lastBeat) > heartbeatEvery || done) {
 			if err := st.job.Store.Heartbeat(st.job.RunID, step+1); err != nil {
 				return res, err
 			}
 			lastBeat = time.Now()
 		}
+	}
+	if !lead {
+		res.Seconds = ck.Seconds + time.Since(start).Seconds()
+		return res, nil // rank 0 alone scores the held-out sets and stores the result
 	}
 	final := st.eval(c.Steps)
 	final["train_loss"] = mean(st.recent)
@@ -301,9 +349,78 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	return res, nil
 }
 
+// checkpoint saves the state after step+1 optimizer steps (rank 0 alone)
+// and, in a world, waits at a barrier until it is written: a rank that
+// gets past it knows the checkpoint of this step exists.
+func (st *state) checkpoint(step int, last *Checkpoint, seconds float64) error {
+	if leads(st.job.World) {
+		// Metrics first: a resumed run restarts from the newest checkpoint
+		// file and keeps only the rows up to it, so every row up to a
+		// checkpoint must be stored before the file appears. (In the other
+		// order a kill -9 between the two lost the rows since the last
+		// flush: the end-to-end kill test caught it once steps got faster.)
+		if err := st.metrics.Flush(); err != nil {
+			return err
+		}
+		next := Checkpoint{Step: step + 1, Cursor: st.loader.Cursor(), Seconds: seconds, Previous: last.prior()}
+		saved, err := saveCheckpoint(st.job.Dir, next, st.m, st.opt)
+		if err != nil {
+			return err
+		}
+		*last = saved
+	}
+	if st.job.World != nil {
+		if err := st.job.World.Barrier(); err != nil {
+			return fmt.Errorf("train: barrier after the checkpoint of step %d: %w", step+1, err)
+		}
+	}
+	return nil
+}
+
+// stopVote returns the context's error, or in a world, an error when any
+// rank's context is done (ErrPreempted when any was preempted), so that
+// every rank stops at the same step boundary. It costs one all-reduce of
+// two numbers a step.
+func (st *state) stopVote(ctx context.Context) error {
+	w := st.job.World
+	if w == nil {
+		return ctx.Err()
+	}
+	var stop, preempt float32
+	if ctx.Err() != nil {
+		stop = 1
+		if errors.Is(context.Cause(ctx), ErrPreempted) {
+			preempt = 1
+		}
+	}
+	v := ts.MustOfSlice([]float32{stop, preempt})
+	defer v.MustDrop()
+	if err := w.AllReduceSum([]*ts.Tensor{v}); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	got := backend.Float64s(v)
+	switch {
+	case got[1] > 0 && ctx.Err() == nil:
+		return fmt.Errorf("train: another rank was %w", ErrPreempted)
+	case got[0] > 0 && ctx.Err() == nil:
+		return fmt.Errorf("train: another rank of the world stopped")
+	}
+	return ctx.Err()
+}
+
+// add records a metric (rank 0 alone: the others have no writer).
+func (st *state) add(step int, split, name string, v float64) {
+	if st.metrics != nil {
+		st.metrics.Add(step, split, name, v)
+	}
+}
+
 // preempt checkpoints the run after step optimizer steps (unless last is
 // that checkpoint already) and returns the error Run stops with.
 func (st *state) preempt(step int, cause error, last Checkpoint, seconds float64) error {
+	if !leads(st.job.World) {
+		return fmt.Errorf("train: stopped at step %d (rank 0 checkpoints): %w", step, cause)
+	}
 	if step > last.Step {
 		if err := st.metrics.Flush(); err != nil { // rows first, as in the loop
 			return err
@@ -325,6 +442,7 @@ func (st *state) preempt(step int, cause error, last Checkpoint, seconds float64
 func (st *state) step(lr float64, read bool) ([]float64, int, error) {
 	if st.sp == nil {
 		st.sp = newStepper(st.m, st.opt, st.job.Train, st.dev)
+		st.sp.world = st.job.World
 	}
 	return st.sp.step(st.loader.Next, lr, read)
 }
@@ -380,7 +498,7 @@ func clipGrads(s *backend.Scope, grads []*ts.Tensor, maxNorm float64) (norm, fac
 func (st *state) eval(step int) map[string]float64 {
 	ev := Evaluate(st.m, st.evalSets, st.job.Train.EvalBatches)
 	for k, v := range ev {
-		st.metrics.Add(step, "eval", k, v)
+		st.add(step, "eval", k, v)
 	}
 	return ev
 }

@@ -35,7 +35,16 @@ func NewStepper(m *model.Model, c Config) (*Stepper, error) {
 }
 
 // Close frees the optimizer state.
-func (sp *Stepper) Close() { sp.Opt.Close() }
+func (sp *Stepper) Close() {
+	sp.Opt.Close()
+	sp.sp.close()
+}
+
+// SetWorld makes the steps data-parallel over w: each rank feeds its own
+// shard of the global batch (BatchSize/GradAccum/w.Size() rows a
+// micro-batch) and the gradients are averaged over the world before the
+// update. nil trains alone.
+func (sp *Stepper) SetWorld(w World) { sp.sp.world = w }
 
 // Step runs one optimizer step at learning rate lr over GradAccum batches
 // from next, on a locked OS thread. With read, it returns [loss, mlm loss,
@@ -54,12 +63,14 @@ func (sp *Stepper) Step(next func() (data.Batch, error), lr float64, read bool) 
 // tensors each step (gradients): allocated during backward, freed after the
 // update, never zeroed.
 type stepper struct {
-	m      *model.Model
-	opt    *Optimizer
-	c      Config
-	dev    gotch.Device
-	params []*ts.Tensor
-	scale  *ts.Scalar // 1/GradAccum
+	m       *model.Model
+	opt     *Optimizer
+	c       Config
+	dev     gotch.Device
+	params  []*ts.Tensor
+	scale   *ts.Scalar // 1/GradAccum
+	world   World      // nil: alone
+	nScalar *ts.Scalar // the world's size (worldScale)
 }
 
 func newStepper(m *model.Model, opt *Optimizer, c Config, dev gotch.Device) *stepper {
@@ -71,13 +82,31 @@ func newStepper(m *model.Model, opt *Optimizer, c Config, dev gotch.Device) *ste
 		scale: ts.FloatScalar(1 / float64(max(1, c.GradAccum)))}
 }
 
+// close frees the stepper's scalars.
+func (sp *stepper) close() {
+	sp.scale.MustDrop()
+	if sp.nScalar != nil {
+		sp.nScalar.MustDrop()
+	}
+}
+
 // step is one optimizer step (see Stepper.Step).
+//
+// In a world of N ranks each rank's micro-batch is its shard of the global
+// one, and the gradients are averaged over the ranks: the update is the one
+// a process alone would make from the whole global batch (to float
+// rounding), as long as each rank's loss is its share of the global loss
+// times N. For the sentence loss (a mean over examples, N equal shards) that
+// is the rank's own mean; the MLM loss is Σ w·nll over the global batch's
+// Σ w, so each rank divides its numerator by the world's Σ w (one small
+// all-reduce per micro-batch) and multiplies by N.
 func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) ([]float64, int, error) {
 	c := sp.c
 	var s backend.Scope
 	defer s.Free()
 	var grads []*ts.Tensor
 	var lossSum, mlmSum, sentSum *ts.Tensor
+	n, dist := worldSize(sp.world), sp.world != nil
 	tokens := 0
 	for i := 0; i < c.GradAccum; i++ {
 		b, err := next()
@@ -86,8 +115,17 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 		}
 		t := toDevice(&s, b, sp.dev)
 		tokens += t.tokens
+		var den *ts.Tensor // nil: this batch's own Σ w
+		if dist {
+			if den, err = sp.worldWeights(&s, t); err != nil {
+				return nil, 0, err
+			}
+		}
 		out := sp.m.Forward(&s, t.in, true, false)
-		mlm := mlmLoss(&s, out.MLMLogits, t)
+		mlm := mlmLossOver(&s, out.MLMLogits, t, den)
+		if n > 1 {
+			mlm = s.T(mlm.MustMulScalar(sp.worldScale(), false))
+		}
 		loss := mlm
 		sent := mlm // placeholder when there is no sentence head
 		if out.SentenceLogits != nil {
@@ -107,14 +145,57 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 			lossSum, mlmSum, sentSum = acc(&s, lossSum, loss), acc(&s, mlmSum, mlm), acc(&s, sentSum, sent)
 		}
 	}
+	var sums *ts.Tensor
+	if read {
+		sums = s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum}, 0))
+	}
+	if dist { // a world of 1 (exp run --nproc 1) too: the same path as N
+		// One all-reduce (bucketed) of every gradient, and of the losses
+		// when they are read: every rank then clips and steps identically.
+		var xs []*ts.Tensor
+		for _, g := range grads {
+			if g != nil {
+				xs = append(xs, g)
+			}
+		}
+		if sums != nil {
+			xs = append(xs, sums)
+		}
+		if err := sp.world.AllReduceMean(xs); err != nil {
+			return nil, 0, fmt.Errorf("train: averaging gradients: %w", err)
+		}
+	}
 	norm, factor := clipGrads(&s, grads, c.ClipNorm)
 	sp.opt.step(lr, grads, factor)
 	if !read {
 		return nil, tokens, nil
 	}
-	v := backend.Float64s(s.T(ts.MustStack([]*ts.Tensor{lossSum, mlmSum, sentSum, norm}, 0)))
+	v := backend.Float64s(s.T(ts.MustCat([]*ts.Tensor{sums, s.T(norm.MustReshape([]int64{1}, false))}, 0)))
 	k := float64(c.GradAccum)
 	return []float64{v[0] / k, v[1] / k, v[2] / k, v[3]}, tokens, nil
+}
+
+// worldWeights is the MLM loss's denominator over the world's shards of
+// this micro-batch, Σ w + 1e-5, on the device.
+func (sp *stepper) worldWeights(s *backend.Scope, t tensors) (*ts.Tensor, error) {
+	w := s.T(ts.MustOfSlice([]float32{t.weights}))
+	if err := sp.world.AllReduceSum([]*ts.Tensor{w}); err != nil {
+		return nil, fmt.Errorf("train: summing the masked tokens over the world: %w", err)
+	}
+	if sp.dev.IsCuda() {
+		w = s.T(w.MustTo(sp.dev, false))
+	}
+	eps := ts.FloatScalar(1e-5)
+	defer eps.MustDrop()
+	return s.T(s.T(w.MustSum(gotch.Float, false)).MustAddScalar(eps, false)), nil
+}
+
+// worldScale is the world's size as a scalar, made once.
+func (sp *stepper) worldScale() *ts.Scalar {
+	if sp.nScalar == nil {
+		sp.nScalar = ts.FloatScalar(float64(worldSize(sp.world)))
+	}
+	return sp.nScalar
 }
 
 // accumulate adds a micro-batch's gradients g into sum (the first

@@ -280,27 +280,42 @@ func cacheRoot(t *testing.T) string {
 }
 
 func tinyJob(t *testing.T, obj data.Objective, steps int) Job {
+	mc, dc, tc := tinyConfigs(obj, steps)
+	st, err := results.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	id, err := claimTestRun(st, string(obj)+t.Name(), steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Job{RunID: id, Name: "tiny", Seed: 1, Objective: obj, Model: mc, Data: dc, Train: tc,
+		Dir: filepath.Join(t.TempDir(), "ckpt"), Device: "cpu", CacheRoot: cacheRoot(t), Store: st}
+}
+
+// tinyConfigs are tinyJob's model, data and training configurations.
+func tinyConfigs(obj data.Objective, steps int) (model.Config, data.Config, Config) {
 	mc := model.Config{VocabSize: 8000, EmbeddingSize: 32, HiddenSize: 64, NumLayers: 2, NumHeads: 2,
 		MaxPositions: 64, Sharing: model.ShareAll, SentenceHead: obj != data.ObjectiveNone}.Resolve()
 	dc := data.DefaultConfig()
 	dc.VocabSize, dc.SeqLen, dc.MaxPredictions, dc.EvalExamples, dc.DupeFactor = 8000, 64, 10, 256, 0
 	tc := DefaultConfig()
 	tc.Steps, tc.BatchSize, tc.WarmupSteps, tc.LR, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = steps, 16, steps/10, 0.01, 5, 0, 8
-	st, err := results.Open(filepath.Join(t.TempDir(), "r.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	return mc, dc, tc
+}
+
+// claimTestRun adds a run to st and claims it.
+func claimTestRun(st *results.Store, hash string, steps int) (int64, error) {
 	exp, _ := st.EnsureExperiment("test", "test.toml", "h")
-	id, _, err := st.AddRun(exp, results.RunSpec{ConfigHash: string(obj) + t.Name(), Name: "tiny", ConfigJSON: "{}", Profile: "test", Seed: 1, TotalSteps: steps})
+	id, _, err := st.AddRun(exp, results.RunSpec{ConfigHash: hash, Name: "tiny", ConfigJSON: "{}", Profile: "test", Seed: 1, TotalSteps: steps})
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	if c, err := st.ClaimRun(id, "test:1", 1e9, false); err != nil || !c.Granted {
-		t.Fatalf("claim: %v %+v", err, c)
+		return 0, fmt.Errorf("claim: %v %+v", err, c)
 	}
-	return Job{RunID: id, Name: "tiny", Seed: 1, Objective: obj, Model: mc, Data: dc, Train: tc,
-		Dir: filepath.Join(t.TempDir(), "ckpt"), Device: "cpu", CacheRoot: cacheRoot(t), Store: st}
+	return id, nil
 }
 
 func TestTinySOPRunLearns(t *testing.T) {
@@ -376,6 +391,9 @@ func TestResumeIsExact(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	backend.Init()
+	if os.Getenv(rankHelperEnv) != "" { // rank 1 of ddp_test.go's world
+		os.Exit(rankHelper())
+	}
 	os.Exit(m.Run())
 }
 
