@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/reproml/albert/distributed"
 	"github.com/reproml/albert/experiments"
 )
 
@@ -29,7 +30,8 @@ func init() {
 		sets                       []string
 		dryRun, retry              bool
 		stale                      time.Duration
-		jobs                       int
+		jobs, nproc                int
+		distTimeout                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE...",
@@ -39,7 +41,13 @@ all of them, then claims and trains every run that is not done: pending runs, ru
 owner died (resumed from their checkpoint) and, with --retry, failed or diverged runs
 (trained again from step 0; the old attempt's checkpoints stay in the run's folder under
 attempt-N, its curves in the database's retried_metrics).
-A config already trained by any file is skipped. Ctrl-C stops after the current runs.`,
+A config already trained by any file is skipped. Ctrl-C stops after the current runs.
+
+--nproc N trains each pretraining run data-parallel over N local processes
+(ranks; Gloo on the CPU, NCCL on CUDA), each reading its shard of every
+global batch; rank 0 alone writes the database and checkpoints
+(docs/DISTRIBUTED.md). Under srun with several tasks, each task joins the
+world from SLURM_PROCID, SLURM_NTASKS and SLURM_JOB_NODELIST by itself.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sh, err := experiments.ParseShard(shard)
@@ -55,6 +63,19 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 					return err
 				}
 			}
+			inWorld := os.Getenv(distributed.EnvWorld) != ""
+			if cmd.Flags().Changed("nproc") && !dryRun && !inWorld {
+				if jobs > 1 {
+					return fmt.Errorf("--nproc and --jobs: a world trains one run at a time; use one of them")
+				}
+				if nproc < 1 {
+					return fmt.Errorf("--nproc %d: want at least 1", nproc)
+				}
+				if len(devices) > 1 {
+					return fmt.Errorf("--nproc: one device per rank; give --device cpu, cuda or auto")
+				}
+				return distributed.Launch(distributed.LaunchOptions{N: nproc, Args: os.Args[1:], Out: cmd.OutOrStdout(), Timeout: distTimeout})
+			}
 			if jobs > 1 && !dryRun && os.Getenv(workerEnv) == "" {
 				if slices.ContainsFunc(devices, func(d string) bool { return d != "cpu" }) {
 					return fmt.Errorf("--jobs is for CPU runs (--device cpu); CUDA runs take one device each")
@@ -63,11 +84,29 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return experiments.RunFiles(ctx, cmd.OutOrStdout(), experiments.Request{
+			req := experiments.Request{
 				Files: args, Profile: profile, Sets: sets, DryRun: dryRun, NewTrainer: newTrainer,
 				DataDir: dataDir, BuildStandIns: buildStandIns,
 				Options: experiments.Options{DB: db, RunsDir: runsDir, Devices: devices, Shard: sh, Retry: retry, StaleAfter: stale},
-			})
+			}
+			if !dryRun {
+				dev, err := worldDevice(device)
+				if err != nil {
+					return err
+				}
+				g, dev, err := joinWorld(dev)
+				if err != nil {
+					return err
+				}
+				if g != nil {
+					defer g.Close()
+					if g.Rank() > 0 {
+						return runWorldFollower(ctx, cmd.OutOrStdout(), g, dev)
+					}
+					return runWorldLead(ctx, cmd.OutOrStdout(), g, dev, req)
+				}
+			}
+			return experiments.RunFiles(ctx, cmd.OutOrStdout(), req)
 		},
 	}
 	fl := cmd.Flags()
@@ -81,6 +120,8 @@ A config already trained by any file is skipped. Ctrl-C stops after the current 
 	fl.StringVar(&device, "device", "auto", "cpu, auto, cuda, or cuda:0,cuda:1 (one run per CUDA device in parallel)")
 	fl.BoolVar(&retry, "retry", false, "train failed and diverged runs again, from step 0")
 	fl.IntVar(&jobs, "jobs", 1, "CPU runs to train at once, each in its own process with cores/N threads")
+	fl.IntVar(&nproc, "nproc", 1, "train each pretraining run data-parallel over N local processes (Gloo on CPU, NCCL on CUDA: untested); the global batch stays the config's")
+	fl.DurationVar(&distTimeout, "dist-timeout", distributed.DefaultTimeout, "with --nproc: how long a rank waits in a collective before it gives up (a dead rank ends the others sooner)")
 	fl.DurationVar(&stale, "stale", experiments.DefaultStaleAfter, "take over a running run whose heartbeat is older than this")
 	root.AddCommand(cmd)
 }
