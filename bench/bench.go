@@ -117,6 +117,10 @@ type Options struct {
 	Warmup int    // untimed steps first
 	Device string // auto | cpu | cuda[:N]
 	Ops    int    // > 0: profile the timed steps per op and keep this many lines (Result.Ops)
+	// World times the step data-parallel: this process is one rank, with
+	// its shard (Batch/size sequences) of each global batch and the
+	// gradients' all-reduce inside the step time (exp bench --nproc).
+	World train.World `json:"-"`
 }
 
 // Result of one timed run; the JSON keys are shared with reference.py.
@@ -199,6 +203,14 @@ func Run(s Spec, o Options) (Result, error) {
 		o.Warmup = 0
 	}
 	res := Result{Impl: "gotch", Config: s.Name, Steps: o.Steps, TokensPerStep: s.Batch * s.Seq}
+	local, rank := s, 0
+	if w := o.World; w != nil {
+		if s.Batch%w.Size() != 0 {
+			return res, fmt.Errorf("bench: %s's batch of %d does not split over %d ranks", s.Name, s.Batch, w.Size())
+		}
+		local.Batch, rank = s.Batch/w.Size(), w.Rank()
+		res.Impl = fmt.Sprintf("gotch×%d", w.Size())
+	}
 	if err := backend.Init(); err != nil {
 		return res, err
 	}
@@ -225,7 +237,8 @@ func Run(s Spec, o Options) (Result, error) {
 		return res, err
 	}
 	defer sp.Close()
-	batches := Batches(s, 4, 1)
+	sp.SetWorld(o.World)
+	batches := Batches(local, 4, 1+uint64(rank))
 	k := 0
 	next := func() (data.Batch, error) { b := batches[k%len(batches)]; k++; return b, nil }
 	var times []float64
@@ -235,7 +248,7 @@ func Run(s Spec, o Options) (Result, error) {
 				return res, fmt.Errorf("bench: a per-op profile needs the kernels library: %w", err)
 			}
 		}
-		if err := backend.Seed(int64(step) + 1); err != nil { // as the loop: dropout seeded per step
+		if err := backend.Seed(int64(step) + 1 + int64(rank)<<32); err != nil { // as the loop: dropout seeded per step (and rank)
 			return res, err
 		}
 		// The loop logs (reads back) every 10 steps; on a GPU every timed
@@ -251,7 +264,7 @@ func Run(s Spec, o Options) (Result, error) {
 			// The ceiling is read again after every timed step (outside its
 			// time) and the best reading kept: on a shared host any one
 			// reading can be low, which would flatter the fraction.
-			if o.Ops == 0 {
+			if o.Ops == 0 && o.World == nil { // a rank's matmul would slow the others' steps
 				if c, err := backend.MatmulGFLOPS(dev, 1024); err == nil && c > res.CeilingGFLOPS {
 					res.CeilingGFLOPS = c
 				}

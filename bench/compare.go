@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/reproml/albert/distributed"
 )
 
 // Worker runs one timed run in a child process, so that each run's peak RSS
@@ -167,4 +169,49 @@ func WriteOps(w io.Writer, rows []Row) error {
 		}
 	}
 	return nil
+}
+
+// WorldWorker runs argv (OursArgv) as the n ranks of a local world
+// (distributed.Launch) and returns rank 0's result: the world's step time,
+// all-reduce included, for the global batch.
+func WorldWorker(argv []string, n int, stderr io.Writer) (Result, error) {
+	var out bytes.Buffer
+	err := distributed.Launch(distributed.LaunchOptions{N: n, Program: argv[0], Args: argv[1:], Out: &out})
+	if err != nil {
+		stderr.Write(out.Bytes())
+		return Result{}, fmt.Errorf("bench: %s over %d ranks: %w", strings.Join(argv, " "), n, err)
+	}
+	for _, line := range bytes.Split(out.Bytes(), []byte("\n")) {
+		if js, ok := bytes.CutPrefix(line, []byte("[r0] {")); ok {
+			var r Result
+			if err := json.Unmarshal(append([]byte("{"), js...), &r); err != nil {
+				return r, fmt.Errorf("bench: rank 0's result: %w", err)
+			}
+			return r, nil
+		}
+	}
+	stderr.Write(out.Bytes())
+	return Result{}, fmt.Errorf("bench: %s over %d ranks: rank 0 printed no result", strings.Join(argv, " "), n)
+}
+
+// Scaling is one configuration timed by one process and by a world.
+type Scaling struct {
+	Spec  Spec    `json:"spec"`
+	N     int     `json:"nproc"`
+	One   Result  `json:"one"`
+	World Result  `json:"world"`
+	Ratio float64 `json:"scaling"` // the world's tokens/s over one process's
+}
+
+// WriteScaling prints each configuration's tokens/s alone and over the
+// world, and the ratio (N processes share this machine's cores: each rank
+// runs cores/N threads, the one process all of them).
+func WriteScaling(w io.Writer, rows []Scaling) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\tprocesses\tthreads each\ttokens/s\tms/step med\tscaling\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t1\t%d\t%.0f\t%.1f\t\t\n", r.Spec.Name, r.One.Threads, r.One.TokensPerSec, r.One.MsMedian)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.1f\t%.2f×\t\n", r.Spec.Name, r.N, r.World.Threads, r.World.TokensPerSec, r.World.MsMedian, r.Ratio)
+	}
+	return tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -30,6 +31,7 @@ func init() {
 		worker    string
 		cpuprof   string
 		ops       int
+		nproc     int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -39,7 +41,9 @@ batches (20 masked predictions per sequence), each run in a fresh child
 process so its peak RSS is its own. --vs-pytorch runs bench/reference.py
 (PyTorch eager, the same model and step, Debian's python3-torch) alternating
 with ours and prints our/their ratio. --memory trains tiny for --memory-steps
-and checks RSS growth after step --memory-at (PASS/FAIL).`,
+and checks RSS growth after step --memory-at (PASS/FAIL). --nproc N times each
+configuration alone and as a data-parallel world of N local ranks (Gloo on the
+CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -48,6 +52,14 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 				s, err := bench.Lookup(worker)
 				if err != nil {
 					return err
+				}
+				g, _, err := joinWorld(device) // a rank of exp bench --nproc
+				if err != nil {
+					return err
+				}
+				if g != nil {
+					defer g.Close()
+					opts.World = g
 				}
 				if cpuprof != "" {
 					fh, err := os.Create(cpuprof)
@@ -63,6 +75,9 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 				r, err := bench.Run(s, opts)
 				if err != nil {
 					return err
+				}
+				if g != nil && g.Rank() > 0 {
+					return nil // rank 0 reports the world's step
 				}
 				return json.NewEncoder(out).Encode(r)
 			}
@@ -89,6 +104,12 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 			}
 			if err := backend.Init(); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("nproc") {
+				if vsPyTorch {
+					return fmt.Errorf("--nproc and --vs-pytorch: one comparison at a time")
+				}
+				return benchScaling(out, configs, nproc, opts, asJSON)
 			}
 			var rows []bench.Row
 			for _, name := range configs {
@@ -159,6 +180,7 @@ and checks RSS growth after step --memory-at (PASS/FAIL).`,
 	f.StringVar(&worker, "worker", "", "internal: run one configuration in this process and print JSON")
 	f.MarkHidden("worker")
 	f.IntVar(&ops, "ops", 0, "profile our timed steps per op and print the N ops with the most self time (the steps run a little slower)")
+	f.IntVar(&nproc, "nproc", 2, "time each configuration alone and over N local ranks (data-parallel, same global batch) and print the scaling")
 	f.StringVar(&cpuprof, "cpuprofile", "", "with --worker: write a Go CPU profile (cgo callers show where each op comes from)")
 	root.AddCommand(cmd)
 }
@@ -178,4 +200,40 @@ func defaultPython() string {
 		return "/usr/bin/python3"
 	}
 	return "python3"
+}
+
+// benchScaling is exp bench --nproc N: each configuration timed by one
+// process, then by a world of n ranks, alternating, as separate children.
+func benchScaling(out io.Writer, configs []string, n int, opts bench.Options, asJSON bool) error {
+	if n < 1 {
+		return fmt.Errorf("--nproc %d: want at least 1", n)
+	}
+	var rows []bench.Scaling
+	for _, name := range configs {
+		s, err := bench.Lookup(name)
+		if err != nil {
+			return err
+		}
+		a, err := bench.OursArgv(s, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s alone: %s\n", s.Name, shortArgv(a))
+		one, err := bench.Worker(a, os.Stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s over %d ranks\n", s.Name, n)
+		world, err := bench.WorldWorker(a, n, os.Stderr)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, bench.Scaling{Spec: s, N: n, One: one, World: world, Ratio: world.TokensPerSec / one.TokensPerSec})
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	return bench.WriteScaling(out, rows)
 }
