@@ -81,6 +81,15 @@ func TestCaptionsNameScaleAndPaper(t *testing.T) {
 	if n != len(wantSeries) {
 		t.Errorf("%d ablation figures, want %d", n, len(wantSeries))
 	}
+	all, _, err := Build(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range all {
+		if strings.HasPrefix(f.Name, "runs/") && (!strings.Contains(f.Caption, `Scale "cpu"`) && !strings.Contains(f.Caption, `Scale "paper"`) || !strings.Contains(f.Caption, "seed")) {
+			t.Errorf("%s: caption names no scale or seed: %q", f.Name, f.Caption)
+		}
+	}
 	figs, _ := ForAblation(s, "sharing")
 	height := func(caption string) int {
 		f := *figs[0]

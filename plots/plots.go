@@ -1196,7 +1196,14 @@ func RunCurves(s *results.Store, r results.Run) (*Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Figure{Name: fmt.Sprintf("runs/run-%04d", r.ID), Title: "learning curves of run " + r.Name}
+	f := &Figure{Name: fmt.Sprintf("runs/run-%04d", r.ID), Title: "learning curves of run " + r.Name, Profiles: []string{r.Profile}}
+	f.Note = fmt.Sprintf("Run %d (%s, seed %d): %s at step %d of %d. Held-out curves are measured at every eval; the paper prints no learning curves for a single configuration.",
+		r.ID, r.Name, r.Seed, r.Status, r.Step, r.TotalSteps)
+	f.Caption = f.Note
+	if rd, err := table.PlannedRunData(r.ConfigJSON, r.ScaleJSON); err == nil {
+		rd.Run = r
+		f.Caption = strings.Join(append([]string{f.Note}, table.ScaleNotes([]table.RunData{rd})...), " ")
+	}
 	drawn := 0
 	for _, pd := range data {
 		p := newPlot(pd.Title, pd.X, pd.Y)
