@@ -134,7 +134,11 @@ func Status() string {
 	if err := Available(); err != nil {
 		return "unavailable: " + err.Error()
 	}
-	return fmt.Sprintf("%s (backends %s; libtorch %s; nccl untested)", native.Library, backends, torchVer)
+	s := fmt.Sprintf("%s (backends %s; built against libtorch %s)", native.Library, backends, torchVer)
+	if strings.Contains(backends, "nccl") {
+		s += "; NCCL has not been run by this project's tests"
+	}
+	return s
 }
 
 // BackendFor is the backend a device uses: NCCL on CUDA, Gloo otherwise.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/reproml/albert/backend"
+	"github.com/reproml/albert/distributed"
 	"github.com/reproml/albert/kernels"
 	"github.com/reproml/albert/train"
 )
@@ -41,9 +42,10 @@ func init() {
 				enc.SetIndent("", "  ")
 				return enc.Encode(struct {
 					backend.Facts
-					Kernels   string             `json:"kernels"`
-					TrainStep *train.SmokeResult `json:"train_step,omitempty"`
-				}{f, kernels.Status(), smoke})
+					Kernels     string             `json:"kernels"`
+					Distributed string             `json:"distributed"`
+					TrainStep   *train.SmokeResult `json:"train_step,omitempty"`
+				}{f, kernels.Status(), distributed.Status(), smoke})
 			}
 			cuda := "no"
 			if f.CUDA {
@@ -59,6 +61,7 @@ func init() {
 				{"threads", fmt.Sprintf("%d intra-op (of %d CPUs), OpenMP wait policy %s", f.Threads, f.CPUs, f.OMPWaitPolicy)},
 				{"malloc", f.Malloc},
 				{"kernels", kernels.Status()},
+				{"distributed", distributed.Status()},
 				{"cuda", cuda},
 				{"matmul", fmt.Sprintf("%.1f GFLOP/s (fp32, 1024×1024)", f.MatmulGFLOPS)},
 			}
