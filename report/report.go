@@ -129,13 +129,23 @@ func Build(s *results.Store, names []string, opt Options) (*Page, error) {
 	p := &Page{DB: s.Path(), Generated: now().UTC().Format("2006-01-02 15:04 UTC"), Shared: table.Shared}
 	named := len(names) > 0
 	if !named {
-		names = table.Ablations
+		names = append(append([]string(nil), table.Ablations...), table.Downstream)
 	}
 	for _, name := range orderByPaper(names) {
-		rep, err := table.Build(s, name, opt.Table)
+		var rep *table.Report
+		var err error
+		if name == table.Downstream {
+			rep, err = table.BuildDownstream(s)
+		} else {
+			rep, err = table.Build(s, name, opt.Table)
+		}
 		if errors.Is(err, table.ErrNoRuns) {
 			p.Missing = append(p.Missing, name)
-			p.NotRun = append(p.NotRun, notRunAtAll(name, opt))
+			nr := notRunAtAll(name, opt)
+			if name == table.Downstream {
+				nr.What = "no fine-tuning runs in the database"
+			}
+			p.NotRun = append(p.NotRun, nr)
 			continue
 		}
 		if err != nil {
@@ -146,6 +156,9 @@ func Build(s *results.Store, names []string, opt Options) (*Page, error) {
 			return nil, err
 		}
 		p.Sections = append(p.Sections, sec)
+		if name == table.Downstream {
+			continue // fine-tuning runs are planned from the pretraining runs they start from
+		}
 		nr, err := notRun(rep, opt)
 		if err != nil {
 			return nil, err
@@ -162,8 +175,9 @@ func Build(s *results.Store, names []string, opt Options) (*Page, error) {
 	return p, nil
 }
 
-// orderByPaper sorts names into table.Ablations' order; unknown names keep
-// their place at the end (table.Build reports them).
+// orderByPaper sorts names into table.Ablations' order; the fine-tuning
+// table and unknown names keep their place at the end (table.Build reports
+// an unknown one).
 func orderByPaper(names []string) []string {
 	pos := map[string]int{}
 	for i, a := range table.Ablations {
@@ -195,7 +209,18 @@ func section(s *results.Store, rep *table.Report) (Section, error) {
 			sec.Verdicts[table.VerdictClass(c.Verdict)]++
 		}
 	}
-	for _, r := range rep.Runs {
+	runs := rep.Runs
+	if rep.Ablation == table.Downstream { // the fine-tuning table: its runs are the fine-tuning runs
+		fts, err := s.Finetunes(results.FinetuneFilter{})
+		if err != nil {
+			return sec, fmt.Errorf("report: %w", err)
+		}
+		runs = nil
+		for _, f := range fts {
+			runs = append(runs, table.RunData{Run: f.Run})
+		}
+	}
+	for _, r := range runs {
 		sec.Runs++
 		switch r.Status {
 		case results.StatusDone:

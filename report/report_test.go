@@ -199,9 +199,21 @@ func TestReportFromFixture(t *testing.T) {
 	selfContained(t, doc)
 
 	sections := all(doc, "section", "ablation")
-	if len(sections) != len(table.Ablations) || len(p.Missing) != 0 {
-		t.Fatalf("%d sections (missing %v), want one per ablation (%d)", len(sections), p.Missing, len(table.Ablations))
+	if len(sections) != len(table.Ablations)+1 || len(p.Missing) != 0 {
+		t.Fatalf("%d sections (missing %v), want one per ablation (%d) and the fine-tuning table", len(sections), p.Missing, len(table.Ablations))
 	}
+	// Last, the fine-tuning table (the fixture fine-tunes both xlarge models
+	// on RACE and BERT-large on a stand-in, pretrained and from random init).
+	ds := sections[len(sections)-1]
+	dsRep, err := table.BuildDownstream(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attr(ds, "id") != table.Downstream || len(all(ds, "li", "claim")) != len(dsRep.Claims[0].Claims) ||
+		len(all(all(ds, "tbody", "")[0], "tr", "")) != len(dsRep.Rows) {
+		t.Errorf("the fine-tuning section does not show its table and claims: %q", text(ds))
+	}
+	sections = sections[:len(sections)-1]
 	for i, sec := range sections {
 		abl := table.Ablations[i] // the paper's order
 		if attr(sec, "id") != abl {
