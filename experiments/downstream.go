@@ -216,6 +216,10 @@ type FinetuneConfig struct {
 	Finetune finetune.Config `json:"finetune"`
 	Model    model.Config    `json:"model"`
 	Data     data.Config     `json:"data"`
+	// SpanHead names the SQuAD 2.0 head ("v2": the official XLNet-style
+	// one) so that runs of it never share a hash with runs of the earlier
+	// BERT-recipe head; empty, and omitted, for every other task.
+	SpanHead string `json:"span_head,omitempty"`
 }
 
 // modelHash identifies an architecture and its tokenizer/data, seed excluded.
@@ -357,6 +361,9 @@ func finetuneRun(pre Run, t tasks.Task, c finetune.Config, seed int64, root, ini
 	enc := pre.Model
 	enc.SentenceHead = false
 	fc := FinetuneConfig{Kind: "finetune", Init: init, Task: t.Name, Seed: seed, Finetune: c, Model: enc, Data: pre.Data}
+	if h := finetune.SpanHeadOf(t); h == finetune.SpanHeadV2 {
+		fc.SpanHead = string(h)
+	}
 	label := fmt.Sprintf("%s %s ft_seed=%d", t.Name, init, seed)
 	if init == results.InitPretrained {
 		fc.Pretrain = pre.Hash

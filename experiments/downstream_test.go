@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reproml/albert/finetune"
+	"github.com/reproml/albert/finetune/tasks"
 	"github.com/reproml/albert/results"
 )
 
@@ -248,6 +250,34 @@ func TestSetDownstreamFinetune(t *testing.T) {
 		_, err := f.Plan("cpu", []string{set})
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), set) {
 			t.Errorf("--set %s: got %v, want an error naming it and %q", set, err, want)
+		}
+	}
+}
+
+// A SQuAD 2.0 run names its head (the official XLNet-style "v2") in its
+// hashed config, so it never shares a hash with a run of the earlier head;
+// every other task's config is unchanged (no span_head key).
+func TestSQuAD2RunsNameTheirHead(t *testing.T) {
+	f, err := Load(writeFile(t, t.TempDir(), "t.toml", downFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := mustPlan(t, f, "cpu").Runs[0]
+	for name, want := range map[string]bool{tasks.SQuAD20: true, tasks.SQuAD11: false, tasks.SST2: false} {
+		task, ok := tasks.Lookup(name)
+		if !ok {
+			t.Fatalf("no task %s", name)
+		}
+		c, err := finetune.Profile("cpu", task.Name, string(task.Kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := finetuneRun(pre, task, c, 1, t.TempDir(), results.InitPretrained)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(r.ConfigJSON, `"span_head":"v2"`); got != want || (!want && strings.Contains(r.ConfigJSON, "span_head")) {
+			t.Errorf("%s: config %s; want span_head v2: %v", name, r.ConfigJSON, want)
 		}
 	}
 }
