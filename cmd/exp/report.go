@@ -25,6 +25,7 @@ func init() {
 the paper's table beside ours (the model exp table prints as md, csv and tex), the verdict of each claim
 with its interval and n, the figures of exp plot inlined as PNG data URIs with the paper's values where it prints
 them, the scale of the runs (profile and factors against the paper), the runs that diverged or failed;
+after them the fine-tuning table (exp table downstream) when the database has fine-tuning runs;
 then what was not run with the command that would run it, and the provenance of the numbers (commit,
 dirty tree, versions, BLAS, device, threads, run times). The file needs no network and no JavaScript:
 open it from disk in any browser. The database is only read (results.OpenUnchanged).
