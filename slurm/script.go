@@ -20,7 +20,18 @@ type ScriptOptions struct {
 	SbatchArgs  []string
 	Exp         string // absolute path of the exp binary the tasks run
 	WorkDir     string // absolute; out/cache and the runs folder are relative to it
+	// Nodes and RanksPerNode make each run a data-parallel world of
+	// Nodes×RanksPerNode ranks (docs/DISTRIBUTED.md): srun starts one
+	// `exp slurm task` per rank, which join the world from Slurm's
+	// variables; with GPUsPerNode each rank has one GPU. 0 or 1 and 0 or 1:
+	// one process per run, as before.
+	Nodes        int
+	RanksPerNode int
+	GPUsPerNode  int
 }
+
+// World is the ranks each run trains on: Nodes×RanksPerNode, at least 1.
+func (o ScriptOptions) World() int { return max(1, o.Nodes) * max(1, o.RanksPerNode) }
 
 // DefaultSignal is how many seconds before the kill Slurm sends USR2, as
 // submitit does: time to finish a step and write a checkpoint.
@@ -43,7 +54,16 @@ func Script(sw *Sweep, o ScriptOptions) (string, error) {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if o.GPUsPerRun < 0 || o.GPUsPerRun > 1 {
-		bad("--gpus-per-run %d: the trainer trains a run on one device (0 or 1)", o.GPUsPerRun)
+		bad("--gpus-per-run %d: the trainer trains a run on one device (0 or 1); --nodes and --gpus-per-node train it over several", o.GPUsPerRun)
+	}
+	if o.Nodes < 0 || o.RanksPerNode < 0 || o.GPUsPerNode < 0 {
+		bad("--nodes, --ranks-per-node and --gpus-per-node must be >= 0")
+	}
+	if o.GPUsPerNode > 0 && o.RanksPerNode != o.GPUsPerNode {
+		bad("--gpus-per-node %d with %d ranks per node: each rank trains on one GPU", o.GPUsPerNode, o.RanksPerNode)
+	}
+	if o.GPUsPerNode > 0 && o.GPUsPerRun > 0 {
+		bad("--gpus-per-run and --gpus-per-node: give one")
 	}
 	if o.CPUsPerRun < 0 {
 		bad("--cpus-per-run %d: want 0 (Slurm's default) or more", o.CPUsPerRun)
@@ -91,10 +111,25 @@ func Script(sw *Sweep, o ScriptOptions) (string, error) {
 	p("#SBATCH --array=%s", array)
 	p("#SBATCH --output=%s", filepath.Join(sw.Dir, logDir, "%A_%a.out"))
 	p("#SBATCH --open-mode=append")
-	// B: the batch shell, which exec makes the exp process itself.
-	p("#SBATCH --signal=B:USR2@%d", o.Signal)
+	world := o.World() > 1
+	if world {
+		// Without B: the warning goes to every rank srun started; they agree
+		// to stop at one step boundary, rank 0 checkpoints and requeues.
+		p("#SBATCH --signal=USR2@%d", o.Signal)
+	} else {
+		// B: the batch shell, which exec makes the exp process itself.
+		p("#SBATCH --signal=B:USR2@%d", o.Signal)
+	}
 	p("#SBATCH --requeue")
-	p("#SBATCH --ntasks=1")
+	if world {
+		p("#SBATCH --nodes=%d", max(1, o.Nodes))
+		p("#SBATCH --ntasks-per-node=%d", max(1, o.RanksPerNode))
+		if o.GPUsPerNode > 0 {
+			p("#SBATCH --gpus-per-node=%d", o.GPUsPerNode)
+		}
+	} else {
+		p("#SBATCH --ntasks=1")
+	}
 	if o.CPUsPerRun > 0 {
 		p("#SBATCH --cpus-per-task=%d", o.CPUsPerRun)
 	}
@@ -127,7 +162,13 @@ func Script(sw *Sweep, o ScriptOptions) (string, error) {
 		p(`export ALBERT_THREADS=${ALBERT_THREADS:-$SLURM_CPUS_PER_TASK}`)
 	}
 	p(`echo "exp slurm task ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname): run $HASH"`)
-	p(`exec %s slurm task %s "$HASH"`, shellQuote(o.Exp), shellQuote(sw.Dir))
+	if world {
+		p("# One rank per task: each joins the world from SLURM_PROCID, SLURM_STEP_NUM_TASKS and")
+		p("# the first node of SLURM_STEP_NODELIST (docs/DISTRIBUTED.md).")
+		p(`exec srun %s slurm task %s "$HASH"`, shellQuote(o.Exp), shellQuote(sw.Dir))
+	} else {
+		p(`exec %s slurm task %s "$HASH"`, shellQuote(o.Exp), shellQuote(sw.Dir))
+	}
 	return b.String(), nil
 }
 

@@ -121,3 +121,38 @@ func TestKilledByRequeue(t *testing.T) {
 		t.Fatalf("exit 1: %v", err)
 	}
 }
+
+// --nodes K --gpus-per-node G: each array task is a world of K×G ranks that
+// srun starts, every rank warned (no B:), one GPU per rank.
+func TestScriptOfAWorldPerRun(t *testing.T) {
+	sw := testSweep(t, 2)
+	s, err := Script(sw, ScriptOptions{Nodes: 2, RanksPerNode: 4, GPUsPerNode: 4, CPUsPerRun: 8, Signal: 90, Exp: "/opt/exp", WorkDir: "/w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#SBATCH --nodes=2\n", "#SBATCH --ntasks-per-node=4\n", "#SBATCH --gpus-per-node=4\n",
+		"#SBATCH --signal=USR2@90\n", `exec srun /opt/exp slurm task /shared/out/slurm/s-1 "$HASH"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q:\n%s", want, s)
+		}
+	}
+	for _, not := range []string{"--ntasks=1", "B:USR2", "--gpus-per-task"} {
+		if strings.Contains(s, not) {
+			t.Errorf("a world's script has %q:\n%s", not, s)
+		}
+	}
+	for name, o := range map[string]ScriptOptions{
+		"gpus not ranks": {Nodes: 2, RanksPerNode: 2, GPUsPerNode: 4},
+		"both gpu flags": {Nodes: 1, RanksPerNode: 2, GPUsPerNode: 2, GPUsPerRun: 1},
+	} {
+		o.Signal, o.Exp, o.WorkDir = 90, "/opt/exp", "/w"
+		if _, err := Script(sw, o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// One rank per run stays the plain script.
+	s, _ = Script(sw, ScriptOptions{Nodes: 1, RanksPerNode: 1, Signal: 90, Exp: "/opt/exp", WorkDir: "/w"})
+	if !strings.Contains(s, "#SBATCH --ntasks=1\n") || strings.Contains(s, "srun") {
+		t.Errorf("a world of 1 changed the script:\n%s", s)
+	}
+}

@@ -419,7 +419,12 @@ func (st *state) add(step int, split, name string, v float64) {
 // that checkpoint already) and returns the error Run stops with.
 func (st *state) preempt(step int, cause error, last Checkpoint, seconds float64) error {
 	if !leads(st.job.World) {
-		return fmt.Errorf("train: stopped at step %d (rank 0 checkpoints): %w", step, cause)
+		// Wait for rank 0's checkpoint: a rank that ended first could have
+		// its launcher (srun) end rank 0 before the file is written.
+		if err := st.job.World.Barrier(); err != nil {
+			return fmt.Errorf("train: waiting for rank 0's checkpoint on preemption: %w", err)
+		}
+		return fmt.Errorf("train: stopped at step %d, checkpointed by rank 0: %w", step, cause)
 	}
 	if step > last.Step {
 		if err := st.metrics.Flush(); err != nil { // rows first, as in the loop
@@ -428,6 +433,11 @@ func (st *state) preempt(step int, cause error, last Checkpoint, seconds float64
 		next := Checkpoint{Step: step, Cursor: st.loader.Cursor(), Seconds: seconds, Previous: last.prior()}
 		if _, err := saveCheckpoint(st.job.Dir, next, st.m, st.opt); err != nil {
 			return fmt.Errorf("train: checkpoint on preemption: %w", err)
+		}
+	}
+	if st.job.World != nil {
+		if err := st.job.World.Barrier(); err != nil {
+			return fmt.Errorf("train: barrier after the checkpoint on preemption: %w", err)
 		}
 	}
 	if err := st.job.Store.Heartbeat(st.job.RunID, step); err != nil {

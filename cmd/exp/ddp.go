@@ -3,17 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/reproml/albert/data"
 	"github.com/reproml/albert/distributed"
 	"github.com/reproml/albert/experiments"
 	"github.com/reproml/albert/model"
+	"github.com/reproml/albert/slurm"
 	"github.com/reproml/albert/train"
 )
 
@@ -97,9 +101,14 @@ func (w *worldLead) trainer(ctx context.Context, job experiments.Job) (experimen
 	tj := experiments.TrainJob(job, cacheRoot, os.Stderr)
 	tj.World = w.g
 	res, err := train.Run(ctx, tj)
-	if err != nil {
-		// Whatever the error, the other ranks may be inside a collective of
-		// this run: the sweep stops, and the run resumes on the next exp run.
+	switch {
+	case err != nil && (errors.Is(err, train.ErrPreempted) || ctx.Err() != nil):
+		// Every rank stopped at the step the world agreed on (train's stop
+		// vote): a preemption or an interruption, not a broken world.
+		return experiments.Outcome{}, err
+	case err != nil:
+		// Otherwise the other ranks may be inside a collective of this run:
+		// the sweep stops, and the run resumes on the next exp run.
 		return experiments.Outcome{}, w.fail(err)
 	}
 	return experiments.OutcomeOf(res), nil
@@ -164,9 +173,48 @@ func runWorldFollower(ctx context.Context, out io.Writer, g *distributed.Group, 
 		}
 		res, err := train.Run(ctx, train.Job{Name: j.Name, Seed: j.Seed, Objective: j.Objective, Model: j.Model, Data: j.Data,
 			Train: j.Train, Device: device, CacheRoot: cacheRoot, World: g})
+		if errors.Is(err, train.ErrPreempted) {
+			// Rank 0 checkpointed (the barrier in train says so) and requeues.
+			fmt.Fprintf(out, "%s: preempted; rank 0 checkpointed the run\n", j.Name)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", j.Name, err)
 		}
 		fmt.Fprintf(out, "%s: trained steps %d-%d as rank %d\n", j.Name, res.Resumed, res.Step, g.Rank())
 	}
+}
+
+// runSlurmWorldTask is `exp slurm task` as one rank of a run's world (a
+// sweep submitted with --nodes/--ranks-per-node): rank 0 is the array
+// task as usual (its run's database, snapshots, preemption and requeue)
+// with its trainer in the world; the others follow it. Each rank stops on
+// Slurm's USR2 (sent to every rank) at the step the world agrees on.
+func runSlurmWorldTask(out io.Writer, g *distributed.Group, device string, opt slurm.TaskOptions) error {
+	if g.Rank() > 0 {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigs)
+		go func() {
+			if s, ok := <-sigs; ok {
+				cancel(fmt.Errorf("%v: %w", s, train.ErrPreempted))
+			}
+		}()
+		return runWorldFollower(ctx, out, g, device)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &worldLead{g: g, device: device, cancel: cancel}
+	opt.Trainer, opt.Devices = experiments.TrainerFunc(w.trainer), []string{device}
+	fmt.Fprintf(out, "world: rank 0 of %d (%s, %s)\n", g.Size(), g.Backend(), device)
+	err := slurm.RunTask(ctx, opt)
+	if w.broken != nil {
+		return fmt.Errorf("the world of %d ranks broke; the run resumes from its last checkpoint when the sweep is submitted again: %w", g.Size(), w.broken)
+	}
+	if derr := w.announce(worldJob{Done: true}); derr != nil && err == nil {
+		err = derr
+	}
+	return err
 }

@@ -21,6 +21,7 @@ func init() {
 		partition, mem, timeLimit           string
 		sets, sbatchArgs                    []string
 		gpus, cpus, maxPar, signal, requeue int
+		nodes, ranksPerNode, gpusPerNode    int
 		dryRun, retry, pretrainOnly         bool
 		dataDir                             string
 	)
@@ -69,8 +70,11 @@ checkpoints.`,
 				main = st
 			}
 			device := "cpu"
-			if gpus > 0 {
+			if gpus > 0 || gpusPerNode > 0 {
 				device = "cuda"
+			}
+			if gpusPerNode > 0 && !cmd.Flags().Changed("ranks-per-node") {
+				ranksPerNode = gpusPerNode // a rank per GPU
 			}
 			sw, skips, err := slurm.NewSweep(ctx, plans, slurm.PlanOptions{Root: slurmDir, RunsDir: runsDir, Main: main,
 				Retry: retry, MaxRequeues: requeue, Device: device})
@@ -98,7 +102,7 @@ checkpoints.`,
 			}
 			script, err := slurm.Script(sw, slurm.ScriptOptions{JobName: "exp-" + strings.Join(names, "+"), Partition: partition,
 				GPUsPerRun: gpus, CPUsPerRun: cpus, Mem: mem, Time: timeLimit, MaxParallel: maxPar, Signal: signal,
-				SbatchArgs: sbatchArgs, Exp: self, WorkDir: wd})
+				SbatchArgs: sbatchArgs, Exp: self, WorkDir: wd, Nodes: nodes, RanksPerNode: ranksPerNode, GPUsPerNode: gpusPerNode})
 			if err != nil {
 				return err
 			}
@@ -156,6 +160,9 @@ checkpoints.`,
 	fl.IntVar(&cpus, "cpus-per-run", 0, "CPUs per task, also its libtorch threads (0: Slurm's default)")
 	fl.StringVar(&mem, "mem", "", "memory per task, e.g. 16G")
 	fl.StringVar(&timeLimit, "time", "", "time limit per task, e.g. 4:00:00 (a task that reaches it is checkpointed and requeued)")
+	fl.IntVar(&nodes, "nodes", 1, "nodes per run: with --gpus-per-node or --ranks-per-node, each run trains data-parallel over nodes × ranks (docs/DISTRIBUTED.md; not yet run on a real multi-node cluster)")
+	fl.IntVar(&gpusPerNode, "gpus-per-node", 0, "GPUs per node for each run's world, one rank each (NCCL: untested)")
+	fl.IntVar(&ranksPerNode, "ranks-per-node", 1, "ranks per node for each run's world (CPU: Gloo); default --gpus-per-node")
 	fl.IntVar(&maxPar, "max-parallel", 0, "array tasks running at once (0: no limit)")
 	fl.IntVar(&signal, "signal", slurm.DefaultSignal, "seconds of warning (USR2) before a preemption or the time limit")
 	fl.IntVar(&requeue, "max-requeues", slurm.DefaultMaxRequeues, "preemptions a run may take before it is marked failed")
@@ -186,8 +193,16 @@ checkpoints.`,
 			if err != nil {
 				return err
 			}
-			return slurm.RunTask(context.Background(), slurm.TaskOptions{SweepDir: args[0], Hash: args[1],
-				Trainer: tr, Devices: devices[:1], Log: cmd.OutOrStdout()})
+			opt := slurm.TaskOptions{SweepDir: args[0], Hash: args[1], Trainer: tr, Devices: devices[:1], Log: cmd.OutOrStdout()}
+			g, dev, err := joinWorld(devices[0]) // srun's tasks of a --nodes/--ranks-per-node sweep
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				defer g.Close()
+				return runSlurmWorldTask(cmd.OutOrStdout(), g, dev, opt)
+			}
+			return slurm.RunTask(context.Background(), opt)
 		},
 	}
 	cmd.AddCommand(task)
