@@ -264,8 +264,9 @@ func (g *Group) Barrier() error {
 func (g *Group) Set(key string, value []byte) error {
 	k := C.CString(key)
 	defer C.free(unsafe.Pointer(k))
-	v := C.CBytes(append(value, 0))
+	v := C.malloc(C.size_t(len(value) + 1))
 	defer C.free(v)
+	copy(unsafe.Slice((*byte)(v), len(value)+1), value)
 	if err := cError(C.call_set(fnSet, g.h, k, (*C.char)(v), C.int(len(value)))); err != nil {
 		return fmt.Errorf("distributed: rank %d: store set %q: %w: %w", g.cfg.Rank, key, ErrWorld, err)
 	}

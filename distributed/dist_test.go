@@ -208,6 +208,9 @@ func TestFromEnv(t *testing.T) {
 	if !ok || err != nil || c.Rank != 5 || c.World != 8 || c.Host != "gpu03" || c.Backend != "nccl" || c.CUDAIndex != 1 || c.Port < 20000 || c.Port >= 40000 {
 		t.Fatalf("slurm: %+v ok %v err %v", c, ok, err)
 	}
+	if c, ok, err := FromEnv(env(EnvRank, "0", EnvWorld, "1", EnvPort, "29512"), "cuda"); !ok || err != nil || c.World != 1 || c.Backend != "nccl" {
+		t.Errorf("exp run --nproc 1 --device cuda is an explicit world of one: %+v ok %v err %v", c, ok, err)
+	}
 	if _, _, err := FromEnv(env(EnvRank, "2", EnvWorld, "2", EnvPort, "1"), "cpu"); err == nil {
 		t.Error("rank 2 of 2 accepted")
 	}

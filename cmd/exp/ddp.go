@@ -95,6 +95,11 @@ func (w *worldLead) trainer(ctx context.Context, job experiments.Job) (experimen
 		return experiments.Outcome{}, fmt.Errorf("batch_size %d / grad_accum %d = %d examples a micro-batch do not split over %d ranks",
 			r.Train.BatchSize, r.Train.GradAccum, micro, w.g.Size())
 	}
+	// The data cache first, on rank 0 alone: every rank would otherwise
+	// build the same tokenizer and token cache at once on first use.
+	if _, err := data.Prepare(r.Data, r.Objective, cacheRoot); err != nil {
+		return experiments.Outcome{}, err
+	}
 	if err := w.announce(worldJob{Name: r.Label, Seed: r.Seed, Objective: r.Objective, Model: r.Model, Data: r.Data, Train: r.Train}); err != nil {
 		return experiments.Outcome{}, w.fail(err)
 	}
