@@ -1,0 +1,163 @@
+package slurm_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/slurm"
+	"github.com/reproml/albert/slurm/slurmtest"
+)
+
+// One tiny run, long enough to preempt in the middle.
+const worldTOML = `name = "slurmworld"
+[base]
+objective = "sop"
+seeds = [1]
+[base.model]
+vocab_size = 8000
+embedding_size = 16
+hidden_size = 32
+num_layers = 2
+num_heads = 2
+max_positions = 64
+[base.data]
+seq_len = 64
+max_predictions = 10
+eval_examples = 64
+dupe_factor = 0
+[base.train]
+steps = 300
+batch_size = 8
+warmup_steps = 5
+lr = 0.005
+log_every = 10
+eval_every = 100
+checkpoint_every = 20
+`
+
+// exp slurm --ranks-per-node 2 through a real single-node Slurm: the array
+// task is a world of 2 Gloo ranks that srun starts and that find each other
+// from Slurm's variables. Slurm's warning (USR2 to every rank) after the
+// first checkpoint stops both at one step; rank 0 checkpoints, records the
+// run preempted and requeues the task, whose world resumes. After exp
+// merge the run is done once, with the loss curve and evals of a local
+// exp run --nproc 2, row for row.
+func TestSlurmSweepWorldPreemptResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a run twice over 2 ranks, once through a Slurm cluster")
+	}
+	root, _ := filepath.Abs("..")
+	if _, err := os.Stat(data.CorpusPath(filepath.Join(root, "out/cache"))); err != nil {
+		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
+	}
+	c := slurmtest.Start(t)
+	if c.CPUs < 2 {
+		t.Skipf("the test cluster has %d CPUs; a world of 2 ranks needs 2", c.CPUs)
+	}
+	t.Setenv("SLURM_CONF", c.Conf)
+	start := time.Now()
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "exp")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/exp").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	file := filepath.Join(tmp, "world.toml")
+	os.WriteFile(file, []byte(worldTOML), 0o644)
+	must := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = root
+		cmd.Env = append(c.Env(), "ALBERT_THREADS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("exp %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	mainDB, sdir, runs := filepath.Join(tmp, "main.db"), filepath.Join(tmp, "slurm"), filepath.Join(tmp, "runs")
+	flags := []string{"--db", mainDB, "--slurm-dir", sdir, "--runs-dir", runs, "--cpus-per-run", "1", "--ranks-per-node", "2"}
+
+	must("run", file, "--device", "cpu", "--nproc", "2", "--db", filepath.Join(tmp, "ref.db"), "--runs-dir", filepath.Join(tmp, "ref-runs"))
+	t.Logf("reference (exp run --nproc 2) trained in %s", time.Since(start).Round(time.Second))
+
+	out := must(append([]string{"slurm", file}, flags...)...)
+	m := regexp.MustCompile(`submitted job (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no job id in:\n%s", out)
+	}
+	job := m[1]
+	sweeps, err := slurm.Sweeps(sdir)
+	if err != nil || len(sweeps) != 1 || len(sweeps[0].Runs) != 1 {
+		t.Fatalf("sweeps: %v %v", sweeps, err)
+	}
+	sw := sweeps[0]
+	hash := sw.Runs[0].Hash
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if ck, _ := filepath.Glob(filepath.Join(runs, hash, "step-*.pt")); len(ck) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint within 3 minutes\n%s\n%s", readLog(sw, 0), c.Log("slurmctld"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Without --batch: the job steps, i.e. both ranks, get the warning.
+	if out, err := c.Command("scancel", "--signal=USR2", job+"_0").CombinedOutput(); err != nil {
+		t.Fatalf("scancel: %v\n%s", err, out)
+	}
+	t.Logf("preempted at %s", time.Since(start).Round(time.Second))
+	deadline = time.Now().Add(6 * time.Minute)
+	for {
+		tasks, err := slurm.Query(t.Context(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tasks) == 1 && !tasks[0].Active() {
+			if tasks[0].State != "COMPLETED" {
+				t.Fatalf("task ended %s\n%s", tasks[0].State, readLog(sw, 0))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s not finished within 6 minutes: %+v\n%s", job, tasks, readLog(sw, 0))
+		}
+		time.Sleep(time.Second)
+	}
+	log := readLog(sw, 0)
+	t.Logf("array finished at %s", time.Since(start).Round(time.Second))
+	for _, want := range []string{"world: rank 0 of 2 (gloo, cpu)", "world: rank 1 of 2 (gloo, cpu), following rank 0", "requeued", "(1 resumed)"} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("task log lacks %q:\n%s", want, log)
+		}
+	}
+	must("merge", "--db", mainDB, "--slurm-dir", sdir)
+	db, ref := openDB(t, mainDB), openDB(t, filepath.Join(tmp, "ref.db"))
+	var status string
+	var step, pre int
+	if err := db.QueryRow(`SELECT status, step, preemptions FROM runs WHERE config_hash = ?`, hash).Scan(&status, &step, &pre); err != nil {
+		t.Fatal(err)
+	}
+	if status != "done" || step != 300 || pre != 1 {
+		t.Errorf("run: %s at %d, %d preemptions; want done at 300, 1", status, step, pre)
+	}
+	for _, q := range []string{
+		`SELECT m.step, m.name, m.value FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.config_hash = ? AND m.split = 'train' AND m.name IN ('loss', 'mlm_loss', 'grad_norm') ORDER BY 2, 1`,
+		`SELECT e.name, e.value FROM evals e JOIN runs r ON r.id = e.run_id WHERE r.config_hash = ? ORDER BY 1`,
+	} {
+		a, b := rowsOf(t, ref, q, hash), rowsOf(t, db, q, hash)
+		if len(a) == 0 || strings.Join(a, "\n") != strings.Join(b, "\n") {
+			t.Errorf("the Slurm world's run differs from exp run --nproc 2's (%d vs %d rows) for\n%s", len(a), len(b), q)
+		}
+	}
+	if p := rowsOf(t, db, `SELECT p.extra_json FROM provenance p JOIN runs r ON r.id = p.run_id WHERE r.config_hash = ?`, hash); len(p) != 1 || !strings.Contains(p[0], `"world_size":"2"`) {
+		t.Errorf("provenance extra %v: want world_size 2", p)
+	}
+	t.Logf("whole test: %s", time.Since(start).Round(time.Second))
+}
