@@ -16,6 +16,13 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+// c10d::Work (a class of its own, Work.hpp) and TCPStoreOptions arrived in
+// libtorch 1.13; before, Work was ProcessGroup::Work. 2.x kept both and made
+// ProcessGroupGloo/NCCL Backends, which this file does not depend on.
+#if TORCH_VERSION_MAJOR < 1 || (TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR < 13)
+#error "albert_dist needs libtorch 1.13 or later (c10d::Work, TCPStoreOptions)"
+#endif
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
