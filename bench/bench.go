@@ -54,10 +54,24 @@ func Specs() []Spec {
 	}
 }
 
-// Lookup finds a spec by name.
+// GPUSpecs are realistic GPU batches of the same shapes (issue 18): tiny
+// and base-shaped at seq 128, batch 256, and base-shaped at the paper's seq
+// 512 (batch 64, 20 masked slots as the official max_predictions_per_seq).
+// Named with --configs only: on two CPU cores one step takes minutes.
+func GPUSpecs() []Spec {
+	s512 := func(sp Spec) Spec { sp.Name, sp.Seq = sp.Name[:len(sp.Name)-len("-b64")]+"-s512", 512; return sp }
+	return []Spec{
+		spec("tiny-all-b256", 8000, 64, 256, 4, 4, 1024, 256, model.ShareAll),
+		spec("base-all-b256", 30000, 128, 768, 12, 12, 3072, 256, model.ShareAll),
+		spec("base-none-b256", 30000, 128, 768, 12, 12, 3072, 256, model.ShareNone),
+		s512(spec("base-all-b64", 30000, 128, 768, 12, 12, 3072, 64, model.ShareAll)),
+	}
+}
+
+// Lookup finds a spec by name (Specs, then GPUSpecs).
 func Lookup(name string) (Spec, error) {
 	var names []string
-	for _, s := range Specs() {
+	for _, s := range append(Specs(), GPUSpecs()...) {
 		if s.Name == name {
 			return s, nil
 		}
@@ -66,17 +80,11 @@ func Lookup(name string) (Spec, error) {
 	return Spec{}, fmt.Errorf("bench: unknown configuration %q (known: %s)", name, strings.Join(names, ", "))
 }
 
-// FLOPs is the issue's model FLOPs per training step:
-// 6·T·[L(4H² + 2HF) + 2EH] + 6·T·E·V + 6·B(H² + 2H) + 12·L·H·S²·B, T = B·S.
-// (It counts the MLM decoder over all T tokens; the step computes it only at
-// the masked positions, so the figure is a model-FLOP rate, not work done.)
-func (s Spec) FLOPs() float64 {
-	c := s.Model
-	B, S := float64(s.Batch), float64(s.Seq)
-	T := B * S
-	L, H, F, E, V := float64(c.NumLayers), float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.EmbeddingSize), float64(c.VocabSize)
-	return 6*T*(L*(4*H*H+2*H*F)+2*E*H) + 6*T*E*V + 6*B*(H*H+2*H) + 12*L*H*S*S*B
-}
+// FLOPs is the matrix arithmetic of one training step, as computed:
+// model.Config.TrainStepFLOPs (the MLM decoder at the Preds masked slots
+// only, attention over the full S×S, forward and backward). Both sides of
+// --vs-pytorch are rated with it (Row.Add), so their GFLOP/s compare.
+func (s Spec) FLOPs() float64 { return s.Model.TrainStepFLOPs(s.Batch, s.Seq, s.Preds) }
 
 // Batches makes n fixed synthetic batches for s: random ids, [CLS] A [SEP]
 // B [SEP] segments at the middle, no padding, Preds distinct masked
@@ -136,7 +144,7 @@ type Result struct {
 	MsMax         float64   `json:"ms_max"`
 	MsAll         []float64 `json:"ms_all"`
 	TokensPerSec  float64   `json:"tokens_per_sec"` // at the median step time
-	GFLOPS        float64   `json:"gflops"`         // issue formula / median step time
+	GFLOPS        float64   `json:"gflops"`         // Spec.FLOPs / median step time
 	CeilingGFLOPS float64   `json:"ceiling_gflops"` // fp32 1024³ matmul, same process, best of readings before, between and after the timed steps
 	PeakRSSMiB    float64   `json:"peak_rss_mib"`
 	Loss          float64   `json:"loss"`              // last logged loss (sanity)

@@ -103,7 +103,12 @@ func (r *Row) Judge() {
 }
 
 // Add records one round's result.
+// Its GFLOP/s is recomputed from the row's FLOPs (Spec.FLOPs), the one
+// count, whatever the result was rated with (reference.py reports none).
 func (r *Row) Add(res Result) {
+	if r.FLOPs > 0 && res.MsMedian > 0 {
+		res.GFLOPS = r.FLOPs / (res.MsMedian / 1000) / 1e9
+	}
 	r.Rounds = append(r.Rounds, res)
 	if res.Impl == "pytorch" {
 		r.Theirs = better(r.Theirs, res)

@@ -258,19 +258,12 @@ def main():
     s = sorted(times)
     n = len(s)
     med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-    flops = flops_per_step(spec)
+    # gflops: `exp bench` rates both sides with one count (model.Config.TrainStepFLOPs,
+    # via bench.Row.Add), so this script reports times only.
     res.update(ms_median=med, ms_min=s[0], ms_max=s[-1], ms_all=times,
-               tokens_per_sec=res["tokens_per_step"] / (med / 1000), gflops=flops / (med / 1000) / 1e9,
+               tokens_per_sec=res["tokens_per_step"] / (med / 1000), gflops=0.0,
                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, loss=loss_v)
     print(json.dumps(res))
-
-
-def flops_per_step(spec):
-    c = spec["model"]
-    B, S = spec["batch"], spec["seq"]
-    T = B * S
-    L, H, Fi, E, V = c["num_layers"], c["hidden_size"], c["intermediate_size"], c["embedding_size"], c["vocab_size"]
-    return 6 * T * (L * (4 * H * H + 2 * H * Fi) + 2 * E * H) + 6 * T * E * V + 6 * B * (H * H + 2 * H) + 12 * L * H * S * S * B
 
 
 if __name__ == "__main__":
