@@ -273,6 +273,9 @@ func Execute(ctx context.Context, plan *Plan, opt Options) (Summary, error) {
 	if opt.Log == nil {
 		opt.Log = io.Discard
 	}
+	if err := checkPrecisions(plan, opt.Devices); err != nil {
+		return Summary{}, err
+	}
 	st, err := results.Open(opt.DB)
 	if err != nil {
 		return Summary{}, err

@@ -477,7 +477,7 @@ func (f *File) finish(profile string, seed int64, c cfgs, prov map[string]source
 		return Run{}, false
 	}
 	run := Run{Experiment: f.Name, Profile: profile, Label: label, Seed: seed, Objective: obj,
-		Model: c.model, Data: c.data, Train: c.train}
+		Model: c.model, Data: c.data, Train: c.train.Normalize()} // fp32 hashes as before precision existed
 	for _, p := range pt {
 		run.Point = append(run.Point, AxisValue{Key: p.f.path, Value: p.value})
 	}

@@ -1,6 +1,9 @@
 package train
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Config is the optimisation and bookkeeping of one pretraining run. The
 // defaults follow the official run_pretraining.py (LAMB, lr 0.00176, linear
@@ -28,6 +31,64 @@ type Config struct {
 	LogEvery        int     `toml:"log_every" json:"log_every"`               // steps between logged training losses
 	CheckpointEvery int     `toml:"checkpoint_every" json:"checkpoint_every"` // steps between checkpoints; 0 = only at the end
 	DivergeLoss     float64 `toml:"diverge_loss" json:"diverge_loss"`         // a loss above this marks the run diverged
+	// Precision is the arithmetic of the step (CheckPrecision): "fp32"
+	// (the reference; "" means it), "tf32" (fp32 storage, TF32 matmuls on
+	// CUDA) or "bf16" (autocast: bf16 matmuls and attention, fp32 master
+	// weights, LayerNorm, softmax, losses and optimizer state). Normalize
+	// stores fp32 as "" and omitempty leaves it out of the hashed JSON, so
+	// every fp32 run keeps the hash it had before the setting existed.
+	Precision string `toml:"precision" json:"precision,omitempty"`
+}
+
+// Precisions are the values of Config.Precision, the reference first.
+var Precisions = []string{PrecisionFP32, PrecisionTF32, PrecisionBF16}
+
+// The precisions.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionTF32 = "tf32"
+	PrecisionBF16 = "bf16"
+)
+
+// Normalize returns c with its default precision spelled "", the form that
+// is hashed and stored (fp32 configs hash as before the setting existed).
+func (c Config) Normalize() Config {
+	if c.Precision == PrecisionFP32 {
+		c.Precision = ""
+	}
+	return c
+}
+
+// PrecisionName is the precision as recorded in provenance: "fp32" for "".
+func (c Config) PrecisionName() string {
+	if c.Precision == "" {
+		return PrecisionFP32
+	}
+	return c.Precision
+}
+
+// CheckPrecision says whether this build's trainer can run c's precision on
+// a device (cuda false: the CPU). fp32 runs everywhere. tf32 is a CUDA
+// matmul mode (on the CPU, fp32 matmuls are already full precision, so a
+// tf32 run there would be an fp32 run under another name and hash): an
+// error, not a silent no-op. bf16 is rejected on the CPU: the fused CPU
+// kernels the step runs (kernels/, fp32 AVX-512 code called as autograd
+// functions, outside libtorch's autocast dispatch) take fp32 only, so CPU
+// autocast would leave most of the step in fp32 and what it did cast would
+// meet those kernels in the wrong type. On CUDA, tf32 and bf16 are not yet
+// wired into the step (issue 18): rejected until they are, so no run claims
+// a precision it did not train in.
+func (c Config) CheckPrecision(cuda bool) error {
+	switch p := c.PrecisionName(); {
+	case p == PrecisionFP32:
+		return nil
+	case p == PrecisionTF32 && !cuda:
+		return fmt.Errorf("train.precision = \"tf32\" is a CUDA matmul mode; on the CPU use \"fp32\" (the same arithmetic)")
+	case p == PrecisionBF16 && !cuda:
+		return fmt.Errorf("train.precision = \"bf16\" is not supported on the CPU: the fused CPU kernels (kernels/) are fp32-only and bypass libtorch's autocast; use \"fp32\"")
+	default:
+		return fmt.Errorf("train.precision = %q on CUDA is not wired into the trainer yet (issue 18); use \"fp32\"", p)
+	}
 }
 
 // DefaultConfig is the official optimiser at a small step budget.
@@ -70,6 +131,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("eval_every, eval_batches, log_every and checkpoint_every must be >= 0")
 	case c.DivergeLoss <= 0:
 		return fmt.Errorf("diverge_loss must be > 0, got %g", c.DivergeLoss)
+	case c.Precision != "" && !slices.Contains(Precisions, c.Precision):
+		return fmt.Errorf("precision must be one of %q, got %q", Precisions, c.Precision)
 	}
 	return nil
 }
