@@ -387,7 +387,7 @@ model.preset = ["albert-base", "table3-e128-all"]
 
 func TestProfileSelection(t *testing.T) {
 	f := loadAblation(t, "sharing")
-	if _, err := f.Plan("gpu", nil); err == nil || !strings.Contains(err.Error(), `no profile "gpu" (profiles: paper, cpu)`) {
+	if _, err := f.Plan("tpu", nil); err == nil || !strings.Contains(err.Error(), `no profile "tpu" (profiles: paper, gpu, cpu)`) {
 		t.Errorf("unknown profile: %v", err)
 	}
 	if name, _ := f.ResolveProfile(""); name != "cpu" {

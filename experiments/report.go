@@ -10,31 +10,56 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/reproml/albert/bench"
 	"github.com/reproml/albert/results"
 )
 
 // WritePlan prints a plan for --dry-run: one line per run with its label,
-// hash prefix, exact parameter count, profile and estimated training cost,
-// then the profile's scale against the paper.
+// hash prefix, exact parameter count, profile, estimated training cost and
+// estimated wall time (EstimateDevice's measured throughput), then the
+// totals and the profile's scale against the paper.
 func WritePlan(w io.Writer, p *Plan) error {
 	fmt.Fprintf(w, "%s (%s) — profile %s: %d runs", p.Experiment, p.File, p.Profile, len(p.Runs))
 	if p.Duplicates > 0 {
 		fmt.Fprintf(w, " (+%d duplicate grid points planned once)", p.Duplicates)
 	}
 	fmt.Fprintln(w)
+	table, err := bench.Throughputs()
+	if err != nil {
+		return err
+	}
+	device := EstimateDevice(p.Profile)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "#\tlabel\thash\tparams\tprofile\tsteps\test. PFLOP\t")
+	fmt.Fprintln(tw, "#\tlabel\thash\tparams\tprofile\tsteps\test. PFLOP\test. time\t")
 	var total float64
+	var wall float64 // seconds
+	used := map[string]bool{}
+	var notes []string
 	for _, r := range p.Runs {
 		fl := r.FLOPs()
 		total += fl
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.4g\t\n", r.Index, r.Label, r.Hash[:12], commas(r.Params()), r.Profile, r.Train.Steps, fl/1e15)
+		est, err := bench.EstimateTime(table, device, r.Train.PrecisionName(), fl, r.Train.Steps)
+		if err != nil {
+			return err
+		}
+		wall += est.Seconds
+		if key := est.From.Command + est.From.What; !used[key] {
+			used[key] = true
+			notes = append(notes, fmt.Sprintf("  %s/%s on %s: %s\n    measured by: %s", est.From.Device, est.From.Precision, est.From.Machine, est.From.What, est.From.Command))
+		}
+		if est.Fallback != "" && !used[est.Fallback] {
+			used[est.Fallback] = true
+			notes = append(notes, "  "+est.Fallback)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.4g\t%s\t\n", r.Index, r.Label, r.Hash[:12], commas(r.Params()), r.Profile, r.Train.Steps, fl/1e15, hours(est.Seconds))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "total estimated training cost: %.4g PFLOP\n", total/1e15)
 	if len(p.Runs) > 0 {
+		fmt.Fprintf(w, "total estimated time, one device (%s): %s (runs one after another, or --jobs sharing it; evaluation included only where the rate's measurement ran it)\n", device, hours(wall))
+		fmt.Fprintf(w, "rates from bench/throughput.toml:\n%s\n", strings.Join(notes, "\n"))
 		s := p.Runs[0].Scale
 		if s.Exact() {
 			fmt.Fprintf(w, "scale: the %s configuration itself\n", s.Reference)
@@ -42,8 +67,32 @@ func WritePlan(w io.Writer, p *Plan) error {
 			fmt.Fprintf(w, "scale vs %s (run 0): %s\n", s.Reference, scaleText(s))
 		}
 	}
-	_, err := fmt.Fprintln(w)
+	_, err = fmt.Fprintln(w)
 	return err
+}
+
+// EstimateDevice is the device kind a profile's time is estimated on: the
+// "gpu" and "paper" profiles are for CUDA devices, the others for the CPU
+// this project measures on.
+func EstimateDevice(profile string) string {
+	switch profile {
+	case "gpu", "paper":
+		return "cuda"
+	}
+	return "cpu"
+}
+
+// hours writes a duration in seconds as 1h02m, 12m05s, 40s, or in years.
+func hours(sec float64) string {
+	switch {
+	case sec >= 1000*3600:
+		return fmt.Sprintf("%.3gy", sec/3600/24/365)
+	case sec >= 3600:
+		return fmt.Sprintf("%dh%02dm", int(sec/3600), int(sec/60)%60)
+	case sec >= 60:
+		return fmt.Sprintf("%dm%02ds", int(sec/60), int(sec)%60)
+	}
+	return fmt.Sprintf("%.0fs", sec)
 }
 
 func scaleText(s Scale) string {
