@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Issue 18's GPU benchmark in one go, well inside 15 minutes on one H100/H200
+# (the wrapper build took 114 s on an H200): rebuild the torch wrapper and the
+# kernels against the machine's PyTorch, record the stack, then time training
+# steps of ours against bench/reference.py (PyTorch eager, same libtorch),
+# alternating, in fp32 — the only precision the trainer runs today
+# (train.precision: tf32 and bf16 are refused until wired in).
+#
+#   make gpu-bundle; cp scripts/gpu-bench.sh bench/reference.py build/gpu/   # on the Go machine
+#   build/gpu/gpu-bench.sh [OUTDIR]                                          # on the GPU machine
+#
+# OUTDIR (default ./gpu-bench-out) gets env.txt, doctor.json, bench-*.json
+# (bench.Row: tokens/s, ms/step, GFLOP/s by model.Config.TrainStepFLOPs, the
+# in-process fp32 matmul ceiling, ours/PyTorch) and the logs. Each step has
+# its own time limit, so a slow one costs its part only. The rates it prints
+# are what bench/throughput.toml's cuda entries should become (device
+# "cuda", precision "fp32", flop = flops_per_step, steps = 1, seconds =
+# ms_median/1000, command = this script's line).
+#
+# Knobs (for a smoke run on a CPU machine: EXP=bin/exp DEVICE=cpu
+# SKIP_WRAPPER=1 VS_PYTORCH=0 SMALL=tiny-all LARGE= STEPS=2 scripts/gpu-bench.sh /tmp/o):
+# EXP, REFERENCE, PYTHON, DEVICE (cuda), SKIP_WRAPPER, VS_PYTORCH (1), SMALL, LARGE, STEPS.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-gpu-bench-out}
+mkdir -p "$out"
+exp=${EXP:-$here/exp}
+ref=${REFERENCE:-$here/reference.py}
+[ -f "$ref" ] || ref=$here/../bench/reference.py
+python=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+small=${SMALL-tiny-all,tiny-none,base-all,base-none}   # the CPU table's shapes, batch 8–16
+large=${LARGE-tiny-all-b256,base-all-b256,base-none-b256,base-all-s512}   # realistic GPU batches
+steps=${STEPS:-20}
+t0=$(date +%s)
+say() { echo "gpu-bench [$(( $(date +%s) - t0 ))s]: $*" | tee -a "$out/summary.txt"; }
+
+{
+  date -u; uname -a
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1
+} > "$out/env.txt"
+say "stack: $(tail -1 "$out/env.txt")"
+
+if [ -z "${SKIP_WRAPPER:-}" ]; then
+  say "building the wrapper and kernels against this PyTorch (about 2 minutes)"
+  if ! env_line=$(timeout 420 "$here/gpu-build-wrapper.sh" 2> "$out/wrapper.log"); then
+    say "FAILED: wrapper build (see wrapper.log)"; exit 1
+  fi
+  eval "$env_line"
+  say "wrapper built"
+fi
+
+timeout 120 "$exp" doctor --json --train-step --device "$device" > "$out/doctor.json" 2> "$out/doctor.log" \
+  && say "doctor: $(grep -o '"matmul_gflops": *[0-9.]*' "$out/doctor.json")" \
+  || say "FAILED: exp doctor (see doctor.log)"
+
+run_bench() { # name, configs, steps, warmup, rounds, limit (s)
+  [ -n "$2" ] || return 0
+  say "bench $1: $2 ($3 steps after $4, $5 alternated rounds)"
+  local vs=(--vs-pytorch --python "$python" --reference "$ref")
+  [ "${VS_PYTORCH:-1}" = 1 ] || vs=()
+  if timeout "$6" "$exp" bench --device "$device" "${vs[@]}" \
+      --configs "$2" --steps "$3" --warmup "$4" --rounds "$5" --json > "$out/bench-$1.json" 2> "$out/bench-$1.log"; then
+    "$python" - "$out/bench-$1.json" <<'PY' | tee -a "$out/summary.txt"
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    o, t = r["ours"], r.get("pytorch") or {}
+    print("  %-15s ours %9.0f tok/s %8.1f ms %7.0f GFLOP/s (%3.0f%% of %.0f) | pytorch %9.0f tok/s | %.2fx" % (
+        r["spec"]["name"], o["tokens_per_sec"], o["ms_median"], o["gflops"], 100 * o["gflops"] / max(o["ceiling_gflops"], 1e-9),
+        o["ceiling_gflops"], t.get("tokens_per_sec", 0), r.get("ratio", 0)))
+PY
+  else
+    say "FAILED or out of time: bench $1 (see bench-$1.log)"
+  fi
+}
+run_bench small "$small" "$steps" 3 2 300
+run_bench large "$large" $(( steps / 2 > 0 ? steps / 2 : 1 )) 3 1 420
+say "done; files in $out"
