@@ -165,7 +165,11 @@ CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 	for _, s := range bench.Specs() {
 		names = append(names, s.Name)
 	}
-	f.StringSliceVar(&configs, "configs", names, "configurations to time (with --memory: the first one)")
+	var gpu []string
+	for _, s := range bench.GPUSpecs() {
+		gpu = append(gpu, s.Name)
+	}
+	f.StringSliceVar(&configs, "configs", names, "configurations to time (with --memory: the first one); GPU batches, by name only: "+strings.Join(gpu, ", "))
 	f.IntVar(&steps, "steps", 10, "timed steps per run (after --warmup)")
 	f.IntVar(&warmup, "warmup", 2, "untimed steps first")
 	f.IntVar(&rounds, "rounds", 1, "alternated rounds per configuration; the best median of each side is reported")
