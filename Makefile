@@ -15,8 +15,10 @@ DB       ?= out/exp.db
 # malloc fragments under libtorch's large short-lived tensors).
 # chromium: the headless browser that loads `exp report`'s HTML in the tests.
 APT_PACKAGES := g++ libopenblas0-openmp libtcmalloc-minimal4 sentencepiece chromium
+# libgloo-dev: Gloo's headers. Debian's libtorch ships ProcessGroupGloo.hpp,
+# which includes them, but not them (exp run --nproc, docs/DISTRIBUTED.md).
 ifeq ($(LIBTORCH),/usr)
-APT_PACKAGES += libtorch-dev
+APT_PACKAGES += libtorch-dev libgloo-dev
 endif
 
 .PHONY: setup apt torch corpus build run test test-slurm slurm-apt bench bench-setup doctor clean gpu-bundle
