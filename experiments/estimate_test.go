@@ -156,3 +156,28 @@ func TestPrecisionSetting(t *testing.T) {
 		}
 	}
 }
+
+// On the gpu profile as on the others, a configuration two files share is
+// one run: Table 5's SOP row is Table 4's ALBERT-base row, Table 3's are
+// Table 4's, and depth's all-shared L 24 is transitions' E 128 run (both
+// files set grad_accum 8 for it).
+func TestGPUProfileSharesRunsAcrossFiles(t *testing.T) {
+	hashes := func(file string) map[string]string {
+		m := map[string]string{}
+		for _, r := range mustPlan(t, loadAblation(t, file), "gpu").Runs {
+			m[r.Label] = r.Hash
+		}
+		return m
+	}
+	emb, sh, sen, depth, tr := hashes("embedding"), hashes("sharing"), hashes("sentence"), hashes("depth"), hashes("transitions")
+	for i, p := range [][2]string{
+		{emb["sharing=all E=128 seed=1"], sh["E=128 sharing=all seed=1"]},
+		{emb["sharing=none E=768 seed=1"], sh["E=768 sharing=none seed=1"]},
+		{sh["E=128 sharing=all seed=1"], sen["objective=sop seed=1"]},
+		{depth["L=24 seed=1"], tr["E=128 sharing=all seed=1"]},
+	} {
+		if p[0] == "" || p[0] != p[1] {
+			t.Errorf("pair %d: %q vs %q", i, p[0], p[1])
+		}
+	}
+}
