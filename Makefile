@@ -103,7 +103,7 @@ gpu-bundle: build
 	@CGO_ENABLED=0 GOWORK=off $(GO) build -o build/gpu/torchbuild ./cmd/torchbuild
 	@cp $(EXP) build/gpu/exp
 	@mkdir -p build/gpu/gotch/libtch && cp $$(GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/sugarme/gotch)/libtch/*.{h,cpp} build/gpu/gotch/libtch/ && chmod -R u+w build/gpu/gotch
-	@cp scripts/gpu-build-wrapper.sh build/gpu/
+	@cp scripts/gpu-build-wrapper.sh scripts/gpu-bench.sh bench/reference.py build/gpu/
 	@echo "gpu-bundle: build/gpu ($$(du -sh build/gpu | cut -f1)); carry it and run build/gpu/gpu-build-wrapper.sh"
 
 clean:

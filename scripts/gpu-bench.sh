@@ -6,7 +6,7 @@
 # alternating, in fp32 — the only precision the trainer runs today
 # (train.precision: tf32 and bf16 are refused until wired in).
 #
-#   make gpu-bundle; cp scripts/gpu-bench.sh bench/reference.py build/gpu/   # on the Go machine
+#   make gpu-bundle                    # on the Go machine (copies this script and reference.py)
 #   build/gpu/gpu-bench.sh [OUTDIR]                                          # on the GPU machine
 #
 # OUTDIR (default ./gpu-bench-out) gets env.txt, doctor.json, bench-*.json
@@ -76,4 +76,17 @@ PY
 }
 run_bench small "$small" "$steps" 3 2 300
 run_bench large "$large" $(( steps / 2 > 0 ? steps / 2 : 1 )) 3 1 420
+
+# Issue 20's one-GPU check: a world of one rank on this device (NCCL on cuda)
+# trains through the data-parallel code path (exp bench --nproc 1 times the
+# configuration alone and as that world). Never run yet.
+if [ -n "${NPROC_CHECK-tiny-all}" ]; then
+  say "data parallel: a world of 1 on $device (${NPROC_CHECK-tiny-all})"
+  if timeout 120 "$exp" bench --device "$device" --nproc 1 --configs "${NPROC_CHECK-tiny-all}" --steps 5 --warmup 2 --rounds 1 \
+      > "$out/bench-nproc1.txt" 2> "$out/bench-nproc1.log"; then
+    tail -5 "$out/bench-nproc1.txt" | tee -a "$out/summary.txt"
+  else
+    say "FAILED or out of time: exp bench --nproc 1 (see bench-nproc1.log)"
+  fi
+fi
 say "done; files in $out"

@@ -93,6 +93,11 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	// exp run refuses these before the database opens; a caller that skips
+	// it must not train an fp32 run under another precision's name.
+	if err := job.Train.CheckPrecision(dev.IsCuda()); err != nil {
+		return res, err
+	}
 	if job.CacheRoot == "" {
 		job.CacheRoot = "out/cache"
 	}
@@ -155,6 +160,7 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 			return res, err
 		}
 		prov := Provenance(dev)
+		prov.Extra["precision"] = job.Train.PrecisionName()
 		if w := job.World; w != nil {
 			// The world is provenance, not identity: the run's config (and
 			// hash) says the global batch, whatever the world that trains it.

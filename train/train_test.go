@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -342,6 +343,23 @@ func TestTinySOPRunLearns(t *testing.T) {
 	tr, _ := job.Store.Transitions(job.RunID)
 	if len(tr) != 2 || tr[0].L2 <= 0 || tr[0].CosineDeg <= 0 {
 		t.Errorf("transitions %+v", tr)
+	}
+	if p, err := job.Store.Provenance(job.RunID); err != nil || p.Extra["precision"] != PrecisionFP32 {
+		t.Errorf("provenance %+v (%v): want precision fp32", p.Extra, err)
+	}
+}
+
+// train.Run itself refuses a precision it cannot honour on the device (exp
+// run refuses it earlier), before writing anything.
+func TestRunRefusesUnwiredPrecision(t *testing.T) {
+	defer lockThread()()
+	job := tinyJob(t, data.ObjectiveSOP, 10)
+	job.Train.Precision = PrecisionBF16
+	if _, err := Run(context.Background(), job); err == nil || !strings.Contains(err.Error(), "bf16") {
+		t.Fatalf("bf16 on the CPU: got %v, want a refusal naming bf16", err)
+	}
+	if p, err := job.Store.Provenance(job.RunID); err == nil && len(p.Extra) > 0 {
+		t.Errorf("a refused run wrote provenance %+v", p.Extra)
 	}
 }
 
