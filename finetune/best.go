@@ -1,20 +1,17 @@
 package finetune
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/reproml/albert/backend"
 	"github.com/reproml/albert/results"
+	"github.com/reproml/albert/train"
 )
 
 // The best checkpoint: the official run_classifier.py / run_race.py keep
@@ -95,7 +92,7 @@ func saveBest(dir string, m *Model, d *Data, step int, value float64) error {
 	if err := ts.SaveMultiNew(named, path+".tmp"); err != nil {
 		return fmt.Errorf("finetune: best checkpoint: %w", err)
 	}
-	sum, err := sha256File(path + ".tmp")
+	sum, err := train.FileSHA256(path + ".tmp")
 	if err != nil {
 		return err
 	}
@@ -129,50 +126,14 @@ func (m *Model) LoadBest(dir string) (Best, error) {
 		return b, err
 	}
 	path := filepath.Join(dir, b.File)
-	sum, err := sha256File(path)
+	sum, err := train.FileSHA256(path)
 	if err != nil {
 		return b, err
 	}
 	if sum != b.SHA256 {
 		return b, fmt.Errorf("finetune: %s: checksum %s, %s says %s (a damaged or mismatched file)", path, sum[:12], BestRecord, b.SHA256[:min(12, len(b.SHA256))])
 	}
-	named, err := ts.LoadMultiWithDevice(path, m.Enc.Device)
-	if err != nil {
-		return b, fmt.Errorf("finetune: %s: %w", path, err)
-	}
-	defer func() {
-		for _, n := range named {
-			n.Tensor.MustDrop()
-		}
-	}()
-	byName := map[string]*ts.Tensor{}
-	for _, n := range named {
-		byName[n.Name] = n.Tensor
-	}
-	for _, p := range m.Params {
-		src, ok := byName["param/"+p.Name]
-		if !ok {
-			return b, fmt.Errorf("finetune: %s has no parameter %s (another architecture or task?)", path, p.Name)
-		}
-		if a, c := src.MustSize(), p.Tensor.MustSize(); fmt.Sprint(a) != fmt.Sprint(c) {
-			return b, fmt.Errorf("finetune: %s: %s has shape %v, the model %v", path, p.Name, a, c)
-		}
-		backend.NoGrad(func() { p.Tensor.Copy_(src) })
-	}
-	return b, nil
-}
-
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("finetune: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("finetune: %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return b, m.loadParams(path, "best checkpoint", func(string) bool { return true })
 }
 
 // checkBest says whether the run folder's best record agrees with the

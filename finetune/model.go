@@ -120,9 +120,16 @@ func (m *Model) LoadPretrained(dir string) error {
 }
 
 func (m *Model) loadEncoder(path string) error {
+	return m.loadParams(path, "pretrained checkpoint", func(name string) bool { return !strings.HasPrefix(name, "head/") })
+}
+
+// loadParams copies the tensors "param/NAME" of the file at path into m's
+// parameters that want(NAME); every wanted parameter must be there with its
+// shape. what names the file in errors.
+func (m *Model) loadParams(path, what string, want func(name string) bool) error {
 	named, err := ts.LoadMultiWithDevice(path, m.Enc.Device)
 	if err != nil {
-		return fmt.Errorf("finetune: pretrained checkpoint %s: %w", path, err)
+		return fmt.Errorf("finetune: %s %s: %w", what, path, err)
 	}
 	defer func() {
 		for _, n := range named {
@@ -134,15 +141,15 @@ func (m *Model) loadEncoder(path string) error {
 		byName[n.Name] = n.Tensor
 	}
 	for _, p := range m.Params {
-		if strings.HasPrefix(p.Name, "head/") {
+		if !want(p.Name) {
 			continue
 		}
 		src, ok := byName["param/"+p.Name]
 		if !ok {
-			return fmt.Errorf("finetune: pretrained checkpoint %s has no parameter %s (a different architecture?)", path, p.Name)
+			return fmt.Errorf("finetune: %s %s has no parameter %s (a different architecture or task?)", what, path, p.Name)
 		}
 		if a, b := src.MustSize(), p.Tensor.MustSize(); fmt.Sprint(a) != fmt.Sprint(b) {
-			return fmt.Errorf("finetune: pretrained checkpoint %s: %s has shape %v, the model %v", path, p.Name, a, b)
+			return fmt.Errorf("finetune: %s %s: %s has shape %v, the model %v", what, path, p.Name, a, b)
 		}
 		backend.NoGrad(func() { p.Tensor.Copy_(src) })
 	}

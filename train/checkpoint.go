@@ -78,7 +78,7 @@ func saveCheckpoint(dir string, c Checkpoint, m *model.Model, opt *Optimizer) (C
 	if err := ts.SaveMultiNew(named, tmp); err != nil {
 		return c, fmt.Errorf("train: checkpoint: %w", err)
 	}
-	sum, err := fileSHA256(tmp)
+	sum, err := FileSHA256(tmp)
 	if err != nil {
 		return c, err
 	}
@@ -148,7 +148,7 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) (Checkpoint, err
 // into m and opt.
 func loadTensors(dir string, c Checkpoint, m *model.Model, opt *Optimizer) error {
 	path := filepath.Join(dir, c.File)
-	sum, err := fileSHA256(path)
+	sum, err := FileSHA256(path)
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,9 @@ func loadTensors(dir string, c Checkpoint, m *model.Model, opt *Optimizer) error
 	return nil
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a file: the checksum a checkpoint record
+// keeps of its tensors (and finetune's best record of its weights).
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("train: checkpoint: %w", err)
