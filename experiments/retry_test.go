@@ -8,47 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/results"
 	"github.com/reproml/albert/train"
 )
 
 // A run small enough to train several times in a test: 20 steps, a
 // checkpoint every 4, the loss logged every step.
-const tinyRun = `name = "retry"
-[base]
-objective = "none"
-seeds = [1]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 2
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 64
-dupe_factor = 0
-[base.train]
-steps = 20
-batch_size = 8
-warmup_steps = 2
-lr = 0.005
-log_every = 1
-checkpoint_every = 4
-`
+var tinyRun = exptest.Experiment{Name: "retry", Objective: "none", Data: exptest.EvalData, Train: exptest.Train{Steps: 20, BatchSize: 8, WarmupSteps: 2, LR: 0.005, LogEvery: 1, CheckpointEvery: 4}}.TOML()
 
 // realTrainer trains with train.Run in this process, as `exp run` does;
 // edit (may be nil) changes the trainer's job first, e.g. to force a
 // divergence that the planned config does not have.
 func realTrainer(t *testing.T, progress *strings.Builder, edit func(Job, *train.Job)) Trainer {
 	t.Helper()
-	cache, _ := filepath.Abs("../out/cache")
-	if _, err := os.Stat(data.CorpusPath(cache)); err != nil {
-		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
-	}
+	cache := filepath.Join(exptest.Repo(t), exptest.Cache)
 	return TrainerFunc(func(ctx context.Context, j Job) (Outcome, error) {
 		tj := TrainJob(j, cache, progress)
 		if edit != nil {

@@ -14,37 +14,13 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/slurm"
 	"github.com/reproml/albert/slurm/slurmtest"
 )
 
 // Two tiny runs (seeds), long enough to preempt one in the middle.
-const sweepTOML = `name = "slurme2e"
-[base]
-objective = "sop"
-seeds = [1, 2]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 2
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 64
-dupe_factor = 0
-[base.train]
-steps = 600
-batch_size = 8
-warmup_steps = 5
-lr = 0.005
-log_every = 10
-eval_every = 200
-checkpoint_every = 20
-`
+var sweepTOML = exptest.Experiment{Name: "slurme2e", Seeds: []int{1, 2}, Data: exptest.EvalData, Train: exptest.Train{Steps: 600, BatchSize: 8, WarmupSteps: 5, LR: 0.005, LogEvery: 10, EvalEvery: 200, CheckpointEvery: 20}}
 
 // A sweep through a real single-node Slurm: exp slurm submits both runs as a
 // job array; one task gets Slurm's preemption warning (scancel --signal=USR2
@@ -56,35 +32,14 @@ func TestSlurmSweepPreemptResumeMerge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a sweep twice, through a Slurm cluster")
 	}
-	root, _ := filepath.Abs("..")
-	if _, err := os.Stat(data.CorpusPath(filepath.Join(root, "out/cache"))); err != nil {
-		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
-	}
+	root := exptest.Repo(t)
 	c := slurmtest.Start(t)
 	t.Setenv("SLURM_CONF", c.Conf) // for slurm.Query in this process
 	start := time.Now()
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "exp")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/exp").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	file := filepath.Join(tmp, "sweep.toml")
-	os.WriteFile(file, []byte(sweepTOML), 0o644)
-	exp := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = root // the corpus cache is out/cache under the repository
-		cmd.Env = append(c.Env(), "ALBERT_THREADS=1")
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, err := exp(args...)
-		if err != nil {
-			t.Fatalf("exp %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	bin := exptest.Exp(t)
+	file := exptest.Write(t, tmp, "sweep.toml", sweepTOML.TOML())
+	must := mustExp(t, c, bin, root)
 	mainDB, sdir, runs := filepath.Join(tmp, "main.db"), filepath.Join(tmp, "slurm"), filepath.Join(tmp, "runs")
 	flags := []string{"--db", mainDB, "--slurm-dir", sdir, "--runs-dir", runs, "--max-parallel", "2", "--cpus-per-run", "1"}
 
@@ -102,37 +57,20 @@ func TestSlurmSweepPreemptResumeMerge(t *testing.T) {
 		t.Fatal("--dry-run wrote the database")
 	}
 
-	out := must(append([]string{"slurm", file}, flags...)...)
-	m := regexp.MustCompile(`submitted job (\d+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no job id in:\n%s", out)
-	}
-	job := m[1]
-	sweeps, err := slurm.Sweeps(sdir)
-	if err != nil || len(sweeps) != 1 || len(sweeps[0].Runs) != 2 {
-		t.Fatalf("sweeps: %v %v", sweeps, err)
-	}
-	sw := sweeps[0]
+	job, sw := submit(t, must, sdir, 2, append([]string{file}, flags...)...)
 	victim := sw.Runs[0].Hash
 
 	// Preempt task 0 as soon as its first checkpoint exists.
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		if ck, _ := filepath.Glob(filepath.Join(runs, victim, "step-*.pt")); len(ck) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint of task 0 within 3 minutes\n%s\n%s", readLog(sw, 0), c.Log("slurmctld"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	exptest.WaitForFile(t, filepath.Join(runs, victim, "step-*.pt"), 20*time.Millisecond, "checkpoint of task 0", func() string {
+		return readLog(sw, 0) + "\n" + c.Log("slurmctld")
+	})
 	if out, err := c.Command("scancel", "--signal=USR2", "--batch", job+"_0").CombinedOutput(); err != nil {
 		t.Fatalf("scancel: %v\n%s", err, out)
 	}
 	t.Logf("task 0 preempted at %s", time.Since(start).Round(time.Second))
 
 	// Wait for the array to drain.
-	deadline = time.Now().Add(6 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute)
 	for {
 		tasks, err := slurm.Query(t.Context(), job)
 		if err != nil {
@@ -226,6 +164,39 @@ func openDB(t *testing.T, path string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// mustExp runs `exp ARGS…` (bin) in root, the repository (the corpus cache
+// is out/cache under it), with the cluster's environment and one torch
+// thread, and returns what it printed; it fails the test on an error.
+func mustExp(t *testing.T, c *slurmtest.Cluster, bin, root string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = root
+		cmd.Env = append(c.Env(), "ALBERT_THREADS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("exp %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+}
+
+// submit runs `exp slurm ARGS…` and returns the job's id and its sweep, the
+// only one under sdir, which must hold runs runs.
+func submit(t *testing.T, must func(...string) string, sdir string, runs int, args ...string) (string, *slurm.Sweep) {
+	t.Helper()
+	out := must(append([]string{"slurm"}, args...)...)
+	m := regexp.MustCompile(`submitted job (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no job id in:\n%s", out)
+	}
+	sweeps, err := slurm.Sweeps(sdir)
+	if err != nil || len(sweeps) != 1 || len(sweeps[0].Runs) != runs {
+		t.Fatalf("sweeps: %v %v", sweeps, err)
+	}
+	return m[1], sweeps[0]
 }
 
 func rowsOf(t *testing.T, db *sql.DB, q string, args ...any) []string {

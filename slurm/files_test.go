@@ -3,41 +3,18 @@ package slurm
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/reproml/albert/experiments"
+	"github.com/reproml/albert/internal/exptest"
 )
 
-const tinyTOML = `name = "tiny"
-[base]
-objective = "sop"
-seeds = [1, 2]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 2
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-[base.train]
-steps = 20
-batch_size = 8
-warmup_steps = 5
-`
+var tinyTOML = exptest.Experiment{Name: "tiny", Seeds: []int{1, 2}, Train: exptest.Train{Steps: 20, BatchSize: 8, WarmupSteps: 5}}.TOML()
 
+// writeFile writes body to name in a folder of its own.
 func writeFile(t *testing.T, name, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return exptest.Write(t, t.TempDir(), name, body)
 }
 
 // A file with [downstream] fine-tuning is refused, naming the file and what

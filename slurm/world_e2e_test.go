@@ -1,45 +1,18 @@
 package slurm_test
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/reproml/albert/data"
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/slurm"
 	"github.com/reproml/albert/slurm/slurmtest"
 )
 
 // One tiny run, long enough to preempt in the middle.
-const worldTOML = `name = "slurmworld"
-[base]
-objective = "sop"
-seeds = [1]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 2
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 64
-dupe_factor = 0
-[base.train]
-steps = 300
-batch_size = 8
-warmup_steps = 5
-lr = 0.005
-log_every = 10
-eval_every = 100
-checkpoint_every = 20
-`
+var worldTOML = exptest.Experiment{Name: "slurmworld", Data: exptest.EvalData, Train: exptest.Train{Steps: 300, BatchSize: 8, WarmupSteps: 5, LR: 0.005, LogEvery: 10, EvalEvery: 100, CheckpointEvery: 20}}
 
 // exp slurm --ranks-per-node 2 through a real single-node Slurm: the array
 // task is a world of 2 Gloo ranks that srun starts and that find each other
@@ -52,10 +25,7 @@ func TestSlurmSweepWorldPreemptResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a run twice over 2 ranks, once through a Slurm cluster")
 	}
-	root, _ := filepath.Abs("..")
-	if _, err := os.Stat(data.CorpusPath(filepath.Join(root, "out/cache"))); err != nil {
-		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
-	}
+	root := exptest.Repo(t)
 	c := slurmtest.Start(t)
 	if c.CPUs < 2 {
 		t.Skipf("the test cluster has %d CPUs; a world of 2 ranks needs 2", c.CPUs)
@@ -63,57 +33,26 @@ func TestSlurmSweepWorldPreemptResume(t *testing.T) {
 	t.Setenv("SLURM_CONF", c.Conf)
 	start := time.Now()
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "exp")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/exp").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	file := filepath.Join(tmp, "world.toml")
-	os.WriteFile(file, []byte(worldTOML), 0o644)
-	must := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = root
-		cmd.Env = append(c.Env(), "ALBERT_THREADS=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("exp %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	bin := exptest.Exp(t)
+	file := exptest.Write(t, tmp, "world.toml", worldTOML.TOML())
+	must := mustExp(t, c, bin, root)
 	mainDB, sdir, runs := filepath.Join(tmp, "main.db"), filepath.Join(tmp, "slurm"), filepath.Join(tmp, "runs")
 	flags := []string{"--db", mainDB, "--slurm-dir", sdir, "--runs-dir", runs, "--cpus-per-run", "1", "--ranks-per-node", "2"}
 
 	must("run", file, "--device", "cpu", "--nproc", "2", "--db", filepath.Join(tmp, "ref.db"), "--runs-dir", filepath.Join(tmp, "ref-runs"))
 	t.Logf("reference (exp run --nproc 2) trained in %s", time.Since(start).Round(time.Second))
 
-	out := must(append([]string{"slurm", file}, flags...)...)
-	m := regexp.MustCompile(`submitted job (\d+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no job id in:\n%s", out)
-	}
-	job := m[1]
-	sweeps, err := slurm.Sweeps(sdir)
-	if err != nil || len(sweeps) != 1 || len(sweeps[0].Runs) != 1 {
-		t.Fatalf("sweeps: %v %v", sweeps, err)
-	}
-	sw := sweeps[0]
+	job, sw := submit(t, must, sdir, 1, append([]string{file}, flags...)...)
 	hash := sw.Runs[0].Hash
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		if ck, _ := filepath.Glob(filepath.Join(runs, hash, "step-*.pt")); len(ck) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint within 3 minutes\n%s\n%s", readLog(sw, 0), c.Log("slurmctld"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	exptest.WaitForFile(t, filepath.Join(runs, hash, "step-*.pt"), 20*time.Millisecond, "checkpoint", func() string {
+		return readLog(sw, 0) + "\n" + c.Log("slurmctld")
+	})
 	// Without --batch: the job steps, i.e. both ranks, get the warning.
 	if out, err := c.Command("scancel", "--signal=USR2", job+"_0").CombinedOutput(); err != nil {
 		t.Fatalf("scancel: %v\n%s", err, out)
 	}
 	t.Logf("preempted at %s", time.Since(start).Round(time.Second))
-	deadline = time.Now().Add(6 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute)
 	for {
 		tasks, err := slurm.Query(t.Context(), job)
 		if err != nil {

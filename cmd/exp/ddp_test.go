@@ -14,36 +14,13 @@ import (
 	"time"
 
 	"github.com/reproml/albert/distributed"
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/results"
 )
 
 // One tiny run, long enough to be killed between checkpoints; every step's
 // loss is logged.
-const ddpExperiment = `name = "ddp"
-[base]
-objective = "sop"
-seeds = [1]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 2
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 64
-dupe_factor = 0
-[base.train]
-steps = 80
-batch_size = 8
-warmup_steps = 5
-lr = 0.005
-log_every = 1
-eval_every = 40
-checkpoint_every = 10
-`
+var ddpExperiment = exptest.Experiment{Name: "ddp", Data: exptest.EvalData, Train: exptest.Train{Steps: 80, BatchSize: 8, WarmupSteps: 5, LR: 0.005, LogEvery: 1, EvalEvery: 40, CheckpointEvery: 10}}
 
 // ddpLossTolerance bounds |loss(2 ranks) − loss(1 process)| over the first
 // 20 steps: the two differ only in the order of float32 sums (each rank's
@@ -66,11 +43,10 @@ func TestNproc2MatchesOneProcessAndKill9Resumes(t *testing.T) {
 	if err := distributed.Available(); err != nil {
 		t.Fatalf("the c10d binding is not built (make setup): %v", err)
 	}
-	root := repoWithCorpus(t)
+	root := exptest.Repo(t)
 	tmp := t.TempDir()
-	bin := buildExp(t, tmp)
-	file := filepath.Join(tmp, "ddp.toml")
-	os.WriteFile(file, []byte(ddpExperiment), 0o644)
+	bin := exptest.Exp(t)
+	file := exptest.Write(t, tmp, "ddp.toml", ddpExperiment.TOML())
 	exp := func(name string, extra ...string) *exec.Cmd {
 		args := append([]string{"run", file, "--device", "cpu", "--db", filepath.Join(tmp, name+".db"),
 			"--runs-dir", filepath.Join(tmp, name+"-runs")}, extra...)
@@ -149,18 +125,10 @@ func TestNproc2MatchesOneProcessAndKill9Resumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidRe := regexp.MustCompile(`\[launch\] rank 1: pid (\d+)`)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		ck, _ := filepath.Glob(filepath.Join(tmp, "killed-runs", "*", "step-00000020.pt"))
-		if len(ck) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no checkpoint at step 20 within 3 minutes:\n%s", log.String())
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	exptest.WaitForFile(t, filepath.Join(tmp, "killed-runs", "*", "step-00000020.pt"), 2*time.Millisecond, "checkpoint at step 20", func() string {
+		cmd.Process.Kill()
+		return log.String()
+	})
 	m := pidRe.FindStringSubmatch(log.String())
 	if m == nil {
 		cmd.Process.Kill()

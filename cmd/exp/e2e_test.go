@@ -8,36 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/results"
 )
 
 // An experiment small enough to train twice in a test: two runs (seeds),
 // checkpoints every 10 steps.
-const e2eExperiment = `name = "e2e"
-[base]
-objective = "sop"
-seeds = [1, 2]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 2
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 64
-dupe_factor = 0
-[base.train]
-steps = 60
-batch_size = 8
-warmup_steps = 5
-lr = 0.005
-log_every = 5
-eval_every = 30
-checkpoint_every = 10
-`
+var e2eExperiment = exptest.Experiment{Name: "e2e", Seeds: []int{1, 2}, Data: exptest.EvalData, Train: exptest.Train{Steps: 60, BatchSize: 8, WarmupSteps: 5, LR: 0.005, LogEvery: 5, EvalEvery: 30, CheckpointEvery: 10}}
 
 // kill -9 of `exp run` in the middle of a sweep, then a rerun: every run
 // ends done exactly once, resumed from its checkpoint, with the same loss
@@ -46,11 +23,10 @@ func TestKill9ThenRerunMatchesUninterrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two sweeps")
 	}
-	root := repoWithCorpus(t)
+	root := exptest.Repo(t)
 	tmp := t.TempDir()
-	bin := buildExp(t, tmp)
-	file := filepath.Join(tmp, "e2e.toml")
-	os.WriteFile(file, []byte(e2eExperiment), 0o644)
+	bin := exptest.Exp(t)
+	file := exptest.Write(t, tmp, "e2e.toml", e2eExperiment.TOML())
 	exp := func(ctx context.Context, name string) *exec.Cmd {
 		c := exec.CommandContext(ctx, bin, "run", file, "--device", "cpu",
 			"--db", filepath.Join(tmp, name+".db"), "--runs-dir", filepath.Join(tmp, name+"-runs"))
@@ -65,7 +41,7 @@ func TestKill9ThenRerunMatchesUninterrupted(t *testing.T) {
 
 	// Start the sweep, wait for the first run's checkpoint at step 20 or
 	// later, then kill -9 the process.
-	killAtCheckpoint(t, exp(context.Background(), "cut"), filepath.Join(tmp, "cut-runs", "*", "step-0000002*.pt"), "checkpoint at step 20")
+	exptest.KillAtCheckpoint(t, exp(context.Background(), "cut"), filepath.Join(tmp, "cut-runs", "*", "step-0000002*.pt"), "checkpoint at step 20")
 
 	out, err := exp(context.Background(), "cut").CombinedOutput()
 	if err != nil {

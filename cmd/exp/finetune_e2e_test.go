@@ -12,39 +12,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reproml/albert/data"
 	"github.com/reproml/albert/experiments"
 	"github.com/reproml/albert/finetune/tasks"
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/results"
 )
 
 // A tiny pretraining run fine-tuned on every task of its data root: the
 // pretraining model's positions cover the fine-tuning sequences.
-const downstreamE2E = `name = "ft-e2e"
-[base]
-objective = "sop"
-seeds = [1]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 1
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 16
-dupe_factor = 0
-[base.train]
-steps = 6
-batch_size = 4
-warmup_steps = 1
-lr = 0.005
-log_every = 2
-eval_every = 6
-checkpoint_every = 6
-
+var downstreamE2E = exptest.Experiment{Name: "ft-e2e", Layers: 1, Data: "eval_examples = 16\ndupe_factor = 0\n", Train: exptest.Train{Steps: 6, BatchSize: 4, WarmupSteps: 1, LR: 0.005, LogEvery: 2, EvalEvery: 6, CheckpointEvery: 6}, Tail: `
 [downstream]
 tasks = ["all"]
 seeds = [1]
@@ -59,7 +35,7 @@ max_seq_len = 48
 doc_stride = 16
 max_query_len = 12
 max_qa_len = 16
-`
+`}
 
 // copyTree copies the files under src into dst.
 func copyTree(t *testing.T, src, dst string) {
@@ -94,20 +70,14 @@ func TestRunFinetunesEveryTaskOfADataRoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pretrains and fine-tunes a tiny model on four tasks")
 	}
-	repo, _ := filepath.Abs("../..")
-	if _, err := os.Stat(data.CorpusPath(filepath.Join(repo, cacheRoot))); err != nil {
-		t.Skipf("default corpus not fetched (run `make setup`): %v", err)
-	}
+	repo := exptest.Repo(t)
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "data")
 	src := filepath.Join(repo, "finetune", "tasks", "testdata", "root")
 	copyTree(t, filepath.Join(src, "glue", "SST-2"), filepath.Join(root, "glue", "SST-2"))
 	copyTree(t, filepath.Join(src, "squad"), filepath.Join(root, "squad"))
 	copyTree(t, filepath.Join(src, "RACE"), filepath.Join(root, "RACE"))
-	file := filepath.Join(tmp, "ft-e2e.toml")
-	if err := os.WriteFile(file, []byte(downstreamE2E), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := exptest.Write(t, tmp, "ft-e2e.toml", downstreamE2E.TOML())
 	t.Chdir(repo) // the trainers read the corpus cache at out/cache
 	t.Setenv("ALBERT_THREADS", "1")
 

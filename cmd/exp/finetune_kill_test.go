@@ -8,36 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reproml/albert/internal/exptest"
 	"github.com/reproml/albert/results"
 )
 
 // A tiny pretraining run and one SST-2 fine-tuning run long enough to be
 // killed between its checkpoints (every 50 steps).
-const killFinetuneExperiment = `name = "ft-kill"
-[base]
-objective = "sop"
-seeds = [1]
-[base.model]
-vocab_size = 8000
-embedding_size = 16
-hidden_size = 32
-num_layers = 1
-num_heads = 2
-max_positions = 64
-[base.data]
-seq_len = 64
-max_predictions = 10
-eval_examples = 64
-dupe_factor = 0
-[base.train]
-steps = 6
-batch_size = 4
-warmup_steps = 1
-lr = 0.005
-log_every = 2
-eval_every = 6
-checkpoint_every = 6
-
+var killFinetuneExperiment = exptest.Experiment{Name: "ft-kill", Layers: 1, Data: exptest.EvalData, Train: exptest.Train{Steps: 6, BatchSize: 4, WarmupSteps: 1, LR: 0.005, LogEvery: 2, EvalEvery: 6, CheckpointEvery: 6}, Tail: `
 [downstream]
 tasks = ["SST-2"]
 seeds = [1]
@@ -52,7 +29,7 @@ max_seq_len = 32
 max_query_len = 8
 max_qa_len = 8
 encoder_dropout = 0.1
-`
+`}
 
 // kill -9 of `exp run` while it fine-tunes, then a rerun: the fine-tuning
 // run is resumed from its checkpoint and ends with the curves and best
@@ -61,13 +38,12 @@ func TestKill9DuringFinetuningResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pretrains and fine-tunes twice")
 	}
-	repo := repoWithCorpus(t)
+	repo := exptest.Repo(t)
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "data")
 	copyTree(t, filepath.Join(repo, "finetune", "tasks", "testdata", "root", "glue", "SST-2"), filepath.Join(root, "glue", "SST-2"))
-	bin := buildExp(t, tmp)
-	file := filepath.Join(tmp, "ft-kill.toml")
-	os.WriteFile(file, []byte(killFinetuneExperiment), 0o644)
+	bin := exptest.Exp(t)
+	file := exptest.Write(t, tmp, "ft-kill.toml", killFinetuneExperiment.TOML())
 	exp := func(name string) *exec.Cmd {
 		c := exec.Command(bin, "run", file, "--device", "cpu", "--data-dir", root,
 			"--db", filepath.Join(tmp, name+".db"), "--runs-dir", filepath.Join(tmp, name+"-runs"))
@@ -81,7 +57,7 @@ func TestKill9DuringFinetuningResumes(t *testing.T) {
 
 	// Kill as soon as the fine-tuning run's step-50 checkpoint appears (the
 	// pretraining run stops at step 6).
-	if log := killAtCheckpoint(t, exp("cut"), filepath.Join(tmp, "cut-runs", "*", "step-00000050.pt"), "fine-tuning checkpoint at step 50"); strings.Contains(log, "step 200/200") {
+	if log := exptest.KillAtCheckpoint(t, exp("cut"), filepath.Join(tmp, "cut-runs", "*", "step-00000050.pt"), "fine-tuning checkpoint at step 50"); strings.Contains(log, "step 200/200") {
 		t.Skipf("the fine-tuning run finished before the kill landed:\n%s", log)
 	}
 
