@@ -2,13 +2,8 @@ package torchbuild
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/reproml/albert/distributed/native"
 )
@@ -85,40 +80,10 @@ func buildDist(ctx context.Context, o Options, lt Libtorch, libDir string) (rebu
 	compile := append(append(lt.CompileFlags(), "-O2"), f.Flags...)
 	link := append([]string{"-shared", "-Wl,-soname," + native.Library}, kernelLinkFlags(lt)...)
 	link = append(link, f.Link...)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\n", o.CXX, strings.Join(compile, " "), strings.Join(link, " "))
-	h.Write(native.Source)
-	want := hex.EncodeToString(h.Sum(nil))
-	lib := filepath.Join(libDir, native.Library)
-	if got, err := os.ReadFile(filepath.Join(libDir, distStamp)); err == nil && string(got) == want && fileExists(lib) {
-		return false, nil
-	}
-	fmt.Fprintf(o.Log, "torchbuild: compiling the c10d binding (gloo %v, nccl %v) into %s\n", f.Gloo, f.NCCL, lib)
-	tmp, err := os.MkdirTemp(libDir, "dist-")
-	if err != nil {
-		return false, err
-	}
-	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "albert_dist.cpp")
-	if err := os.WriteFile(src, native.Source, 0o644); err != nil {
-		return false, err
-	}
-	obj := filepath.Join(tmp, "albert_dist.o")
-	so := filepath.Join(tmp, native.Library)
-	steps := [][]string{
-		append(compile[:len(compile):len(compile)], "-c", src, "-o", obj),
-		append([]string{"-o", so, obj}, link...),
-	}
-	for _, args := range steps {
-		cmd := exec.CommandContext(ctx, o.CXX, args...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return false, fmt.Errorf("torchbuild: building %s: %v\n%s", native.Library, err, tail(string(out), 3000))
-		}
-	}
-	if err := os.Rename(so, lib); err != nil {
-		return false, err
-	}
-	return true, os.WriteFile(filepath.Join(libDir, distStamp), []byte(want), 0o644)
+	return buildNative(ctx, o, libDir, nativeLib{
+		Library: native.Library, Source: native.Source, Stem: "albert_dist", Stamp: distStamp,
+		Temp: "dist-", What: fmt.Sprintf("the c10d binding (gloo %v, nccl %v)", f.Gloo, f.NCCL), Compile: compile, Link: link,
+	})
 }
 
 // distOrWarn builds the binding and only warns when that fails: only

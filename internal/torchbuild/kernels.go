@@ -28,40 +28,10 @@ const kernelsStamp = "albert_kernels.stamp"
 func buildKernels(ctx context.Context, o Options, lt Libtorch, libDir string) (rebuilt bool, err error) {
 	compile := append(lt.CompileFlags(), "-O3", "-fopenmp", "-fno-math-errno")
 	link := append([]string{"-shared", "-Wl,-soname," + native.Library}, kernelLinkFlags(lt)...)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\n", o.CXX, strings.Join(compile, " "), strings.Join(link, " "))
-	h.Write(native.Source)
-	want := hex.EncodeToString(h.Sum(nil))
-	lib := filepath.Join(libDir, native.Library)
-	if got, err := os.ReadFile(filepath.Join(libDir, kernelsStamp)); err == nil && string(got) == want && fileExists(lib) {
-		return false, nil
-	}
-	fmt.Fprintf(o.Log, "torchbuild: compiling the fused kernels into %s\n", lib)
-	tmp, err := os.MkdirTemp(libDir, "kernels-")
-	if err != nil {
-		return false, err
-	}
-	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "albert_kernels.cpp")
-	if err := os.WriteFile(src, native.Source, 0o644); err != nil {
-		return false, err
-	}
-	obj := filepath.Join(tmp, "albert_kernels.o")
-	so := filepath.Join(tmp, native.Library)
-	steps := [][]string{
-		append(compile[:len(compile):len(compile)], "-c", src, "-o", obj),
-		append([]string{"-o", so, obj}, link...),
-	}
-	for _, args := range steps {
-		cmd := exec.CommandContext(ctx, o.CXX, args...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return false, fmt.Errorf("torchbuild: building %s: %v\n%s", native.Library, err, tail(string(out), 3000))
-		}
-	}
-	if err := os.Rename(so, lib); err != nil {
-		return false, err
-	}
-	return true, os.WriteFile(filepath.Join(libDir, kernelsStamp), []byte(want), 0o644)
+	return buildNative(ctx, o, libDir, nativeLib{
+		Library: native.Library, Source: native.Source, Stem: "albert_kernels", Stamp: kernelsStamp,
+		Temp: "kernels-", What: "the fused kernels", Compile: compile, Link: link,
+	})
 }
 
 // kernelsOrWarn builds the kernels and only warns when that fails: the
@@ -79,4 +49,58 @@ func kernelsOrWarn(ctx context.Context, o Options, lt Libtorch, libDir string) {
 // launch no CUDA work, and the OpenMP runtime comes from libtorch.
 func kernelLinkFlags(lt Libtorch) []string {
 	return []string{"-L" + lt.LibDir, "-Wl,-rpath," + lt.LibDir, "-ltorch_cpu", "-lc10"}
+}
+
+// nativeLib is one of our C++ libraries that torchbuild compiles beside the
+// wrapper (the kernels, the c10d binding): one source file, its own stamp.
+type nativeLib struct {
+	Library string // the shared library's file name
+	Source  []byte // the C++ source
+	Stem    string // the source's and object's file name without extension
+	Stamp   string // the stamp's file name in libDir
+	Temp    string // the prefix of the build folder made in libDir
+	What    string // what the log says is being compiled
+	Compile []string
+	Link    []string
+}
+
+// buildNative compiles n into libDir unless the library there was built
+// from the same source with the same compiler and flags, as its stamp (the
+// sha256 of those) says. The library is built in a folder of its own and
+// renamed into place, then stamped, so a failed build leaves neither.
+func buildNative(ctx context.Context, o Options, libDir string, n nativeLib) (rebuilt bool, err error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", o.CXX, strings.Join(n.Compile, " "), strings.Join(n.Link, " "))
+	h.Write(n.Source)
+	want := hex.EncodeToString(h.Sum(nil))
+	lib := filepath.Join(libDir, n.Library)
+	if got, err := os.ReadFile(filepath.Join(libDir, n.Stamp)); err == nil && string(got) == want && fileExists(lib) {
+		return false, nil
+	}
+	fmt.Fprintf(o.Log, "torchbuild: compiling %s into %s\n", n.What, lib)
+	tmp, err := os.MkdirTemp(libDir, n.Temp)
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, n.Stem+".cpp")
+	if err := os.WriteFile(src, n.Source, 0o644); err != nil {
+		return false, err
+	}
+	obj := filepath.Join(tmp, n.Stem+".o")
+	so := filepath.Join(tmp, n.Library)
+	steps := [][]string{
+		append(n.Compile[:len(n.Compile):len(n.Compile)], "-c", src, "-o", obj),
+		append([]string{"-o", so, obj}, n.Link...),
+	}
+	for _, args := range steps {
+		cmd := exec.CommandContext(ctx, o.CXX, args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return false, fmt.Errorf("torchbuild: building %s: %v\n%s", n.Library, err, tail(string(out), 3000))
+		}
+	}
+	if err := os.Rename(so, lib); err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(filepath.Join(libDir, n.Stamp), []byte(want), 0o644)
 }

@@ -2,6 +2,8 @@ package torchbuild
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,5 +222,45 @@ func TestDistBuildFailureWarns(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(lib, name)); err == nil {
 			t.Errorf("%s written by a failed build", name)
 		}
+	}
+}
+
+// A native library is compiled once per source, compiler and flags: its
+// stamp is the sha256 of those (the formula earlier builds were stamped
+// with, so a checkout that already built one does not rebuild it), a second
+// build is a no-op, and a changed source rebuilds.
+func TestBuildNativeStampsAndSkips(t *testing.T) {
+	dir, lib := t.TempDir(), t.TempDir()
+	cxx := filepath.Join(dir, "cxx")
+	// A compiler that writes its -o file and logs each call.
+	script := "#!/bin/sh\necho x >> " + filepath.Join(dir, "calls") + "\nwhile [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then echo obj > \"$2\"; fi; shift; done\n"
+	if err := os.WriteFile(cxx, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := nativeLib{Library: "libx.so", Source: []byte("int x;"), Stem: "x", Stamp: "x.stamp", Temp: "x-", What: "x",
+		Compile: []string{"-O2"}, Link: []string{"-shared"}}
+	var log strings.Builder
+	o := Options{CXX: cxx, Log: &log}
+	calls := func() int { b, _ := os.ReadFile(filepath.Join(dir, "calls")); return strings.Count(string(b), "x") }
+	if rebuilt, err := buildNative(context.Background(), o, lib, n); err != nil || !rebuilt || calls() != 2 {
+		t.Fatalf("first build: rebuilt %v, %d compiler calls, %v\n%s", rebuilt, calls(), err, log.String())
+	}
+	stamp, _ := os.ReadFile(filepath.Join(lib, "x.stamp"))
+	sum := sha256.Sum256([]byte(cxx + "\n-O2\n-shared\nint x;"))
+	if string(stamp) != hex.EncodeToString(sum[:]) {
+		t.Errorf("stamp %q, want sha256(cxx, compile, link, source)", stamp)
+	}
+	if !strings.Contains(log.String(), "torchbuild: compiling x into "+filepath.Join(lib, "libx.so")) {
+		t.Errorf("log %q", log.String())
+	}
+	if rebuilt, err := buildNative(context.Background(), o, lib, n); err != nil || rebuilt || calls() != 2 {
+		t.Fatalf("same source: rebuilt %v, %d compiler calls, %v", rebuilt, calls(), err)
+	}
+	n.Source = []byte("int y;")
+	if rebuilt, err := buildNative(context.Background(), o, lib, n); err != nil || !rebuilt || calls() != 4 {
+		t.Fatalf("changed source: rebuilt %v, %d compiler calls, %v", rebuilt, calls(), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(lib, "x-*")); len(left) != 0 {
+		t.Errorf("build folders left: %v", left)
 	}
 }
