@@ -78,20 +78,7 @@ func (m *Model) Close() {
 // ±2σ (TensorFlow's truncated_normal_initializer), from a Go generator
 // seeded by seed: the head's initial weights are a function of the seed.
 func truncNormal(rows, cols int64, sigma float64, seed int64, dev gotch.Device) *ts.Tensor {
-	r := rand.New(rand.NewPCG(uint64(seed), 0x6865616421))
-	v := make([]float32, rows*cols)
-	for i := range v {
-		x := r.NormFloat64()
-		for x < -2 || x > 2 {
-			x = r.NormFloat64()
-		}
-		v[i] = float32(x * sigma)
-	}
-	t := ts.MustOfSlice(v).MustView([]int64{rows, cols}, true)
-	if dev.IsCuda() {
-		t = t.MustTo(dev, true)
-	}
-	return t
+	return truncNormalFrom(rand.New(rand.NewPCG(uint64(seed), 0x6865616421)), rows, cols, sigma, dev)
 }
 
 // LoadPretrained copies the embeddings, encoder and pooler of the newest
