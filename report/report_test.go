@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/reproml/albert/internal/htmltest"
+
 	"github.com/reproml/albert/plots"
 	"github.com/reproml/albert/results"
 	"github.com/reproml/albert/results/table"
@@ -379,46 +381,12 @@ func TestReportNamedAndMissing(t *testing.T) {
 	}
 }
 
-func text(ns ...*html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	for _, n := range ns {
-		walk(n)
-	}
-	return b.String()
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-func all(n *html.Node, tag, cls string) []*html.Node {
-	var out []*html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.Data == tag && (cls == "" || strings.Contains(" "+attr(n, "class")+" ", " "+cls+" ")) {
-			out = append(out, n)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return out
-}
+// text, attr and all read parsed HTML (internal/htmltest).
+var (
+	text = htmltest.Text
+	attr = htmltest.Attr
+	all  = htmltest.All
+)
 
 // writePage writes the fixture report to a file for the browser test.
 func writePage(t *testing.T) string {

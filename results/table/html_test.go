@@ -6,48 +6,16 @@ import (
 	"testing"
 
 	"golang.org/x/net/html"
+
+	"github.com/reproml/albert/internal/htmltest"
 )
 
-// text is the text content of n.
-func text(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return b.String()
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-// all is every element under n named tag (and with class cls, when set).
-func all(n *html.Node, tag, cls string) []*html.Node {
-	var out []*html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.Data == tag && (cls == "" || strings.Contains(" "+attr(n, "class")+" ", " "+cls+" ")) {
-			out = append(out, n)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return out
-}
+// text, attr and all read parsed HTML (internal/htmltest).
+var (
+	text = htmltest.Text
+	attr = htmltest.Attr
+	all  = htmltest.All
+)
 
 // mdCells splits the body rows of a Markdown table written by writeMarkdown.
 func mdCells(md string) [][]string {
