@@ -54,6 +54,24 @@ func join(rank, port int, timeout time.Duration) (*Group, error) {
 	return Init(Config{Backend: "gloo", Host: "127.0.0.1", Port: port, Rank: rank, World: 2, Timeout: timeout})
 }
 
+// startWorld is a Gloo world of 2 on a free port: this process as rank 0,
+// a peer process (rank 1) running mode.
+func startWorld(t *testing.T, mode string, timeout time.Duration) (*Group, *exec.Cmd) {
+	t.Helper()
+	requireBinding(t)
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := startPeer(t, mode, port)
+	g, err := join(0, port, timeout)
+	if err != nil {
+		peer.Process.Kill()
+		t.Fatal(err)
+	}
+	return g, peer
+}
+
 // helper is rank 1.
 func helper(mode string) error {
 	port, _ := strconv.Atoi(os.Getenv(EnvPort))
@@ -125,19 +143,9 @@ func collectives(g *Group) error {
 }
 
 func TestTwoGlooRanksReduceBroadcastAndShareTheStore(t *testing.T) {
-	requireBinding(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := startPeer(t, "collectives", port)
-	g, err := join(0, port, 20*time.Second)
-	if err != nil {
-		peer.Process.Kill()
-		t.Fatal(err)
-	}
+	g, peer := startWorld(t, "collectives", 20*time.Second)
 	defer g.Close()
 	if err := collectives(g); err != nil {
 		t.Error(err)
@@ -150,20 +158,10 @@ func TestTwoGlooRanksReduceBroadcastAndShareTheStore(t *testing.T) {
 // A rank that dies makes the other's next collective fail with ErrWorld,
 // well before the timeout, instead of hanging.
 func TestDeadRankEndsTheOtherWithAnError(t *testing.T) {
-	requireBinding(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := startPeer(t, "die", port)
 	const timeout = 15 * time.Second
-	g, err := join(0, port, timeout)
-	if err != nil {
-		peer.Process.Kill()
-		t.Fatal(err)
-	}
+	g, peer := startWorld(t, "die", timeout)
 	defer g.Close()
 	if err := g.Barrier(); err != nil {
 		t.Fatal(err)
@@ -172,7 +170,7 @@ func TestDeadRankEndsTheOtherWithAnError(t *testing.T) {
 	x := ts.MustOnes([]int64{1000}, gotch.Float, gotch.CPU)
 	defer x.MustDrop()
 	start := time.Now()
-	err = g.AllReduceMean([]*ts.Tensor{x})
+	err := g.AllReduceMean([]*ts.Tensor{x})
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("all-reduce with a dead rank succeeded")
