@@ -8,10 +8,10 @@
 //
 // torchbuild compiles the kernels into libalbert_kernels.so next to
 // libtch.so; this package opens it at first use. Where the library is
-// missing, the tensors are not CPU float32, or ALBERT_KERNELS=off, callers
-// use the composed libtorch ops instead (Enabled reports which), so the
-// kernels change speed, not results: tests hold each kernel to its composed
-// counterpart.
+// missing, the tensors are not CPU float32, CPU autocast is on (bf16
+// training), or ALBERT_KERNELS=off, callers use the composed libtorch ops
+// instead (Enabled reports which), so the kernels change speed, not results:
+// tests hold each kernel to its composed counterpart.
 package kernels
 
 /*
@@ -84,7 +84,8 @@ const abi = 5
 
 var (
 	once     sync.Once
-	loadErr  error
+	loadErr  error // the library did not load
+	offErr   error // ALBERT_KERNELS=off: loaded, but the kernels are not used
 	gelu     unsafe.Pointer
 	bmm      unsafe.Pointer
 	drop     unsafe.Pointer
@@ -96,13 +97,16 @@ var (
 	profOff  unsafe.Pointer
 	normAll  unsafe.Pointer
 	dropAdd  unsafe.Pointer
+	// the precision switches (precision.go)
+	autocastSet, autocastIs, tf32Set unsafe.Pointer
 )
 
 func load() {
 	once.Do(func() {
+		// Off still opens the library: the precision switches (precision.go)
+		// live there and are not kernels to compare against composed ops.
 		if v := os.Getenv("ALBERT_KERNELS"); v == "off" || v == "0" {
-			loadErr = errors.New("turned off by ALBERT_KERNELS=" + v)
-			return
+			offErr = errors.New("turned off by ALBERT_KERNELS=" + v)
 		}
 		name := C.CString(native.Library)
 		defer C.free(unsafe.Pointer(name))
@@ -123,6 +127,7 @@ func load() {
 		dense, newPass = sym("albert_linear"), sym("albert_linear_pass")
 		profOn, profOff = sym("albert_profile_start"), sym("albert_profile_stop")
 		normAll, dropAdd = sym("albert_global_norm"), sym("albert_dropout_add")
+		autocastSet, autocastIs, tf32Set = sym("albert_autocast"), sym("albert_autocast_on"), sym("albert_tf32")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)
@@ -134,13 +139,26 @@ func load() {
 	})
 }
 
+// unavailable says why the kernels are not in use: the library's error,
+// else ALBERT_KERNELS, else Disable.
+func unavailable() error {
+	load()
+	switch {
+	case loadErr != nil:
+		return loadErr
+	case offErr != nil:
+		return offErr
+	}
+	return errors.New("turned off by kernels.Disable")
+}
+
 // disabled is set by Disable.
 var disabled atomic.Bool
 
 // Enabled reports whether the fused kernels are loaded and allowed.
 func Enabled() bool {
 	load()
-	return loadErr == nil && !disabled.Load()
+	return loadErr == nil && offErr == nil && !disabled.Load()
 }
 
 // Disable turns the kernels off until restore is called, for tests and
@@ -154,19 +172,18 @@ func Disable() (restore func()) {
 
 // Status says in one line whether the kernels are in use, and if not, why.
 func Status() string {
-	switch {
-	case Enabled():
+	if Enabled() {
 		return "fused CPU kernels (" + native.Library + ")"
-	case loadErr == nil:
-		return "composed libtorch ops: turned off by kernels.Disable"
 	}
-	return "composed libtorch ops: " + loadErr.Error()
+	return "composed libtorch ops: " + unavailable().Error()
 }
 
 // Applies reports whether the kernels are enabled for these tensors: all on
-// the CPU and float32.
+// the CPU and float32, and CPU autocast off on this thread. The kernels are
+// fp32 autograd functions outside libtorch's autocast dispatch, so under
+// autocast (train.precision = "bf16") the composed ops run, which it casts.
 func Applies(xs ...*ts.Tensor) bool {
-	if !Enabled() {
+	if !Enabled() || AutocastOn(false) {
 		return false
 	}
 	for _, x := range xs {
@@ -200,7 +217,7 @@ func cError(cerr *C.char) error {
 // tanh with a rational approximation accurate to a few float ulp.
 func GeluTanh(x *ts.Tensor) (*ts.Tensor, error) {
 	if !Enabled() {
-		return nil, loadErr
+		return nil, unavailable()
 	}
 	var out unsafe.Pointer
 	cerr := C.call_unary(gelu, ctensor(x), &out)
@@ -213,7 +230,7 @@ func GeluTanh(x *ts.Tensor) (*ts.Tensor, error) {
 // where libtorch's bmm runs the blocks one after another.
 func Matmul(a, b *ts.Tensor) (*ts.Tensor, error) {
 	if !Enabled() {
-		return nil, loadErr
+		return nil, unavailable()
 	}
 	var out unsafe.Pointer
 	cerr := C.call_binary(bmm, ctensor(a), ctensor(b), &out)
@@ -229,7 +246,7 @@ func Matmul(a, b *ts.Tensor) (*ts.Tensor, error) {
 // byte per element.
 func Dropout(x *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
 	if !Enabled() {
-		return nil, loadErr
+		return nil, unavailable()
 	}
 	var out unsafe.Pointer
 	cerr := C.call_dropout(drop, ctensor(x), C.double(p), C.ulonglong(key), &out)
@@ -241,7 +258,7 @@ func Dropout(x *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
 // Dropout for the same key.
 func DropoutAdd(x, res *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
 	if !Enabled() {
-		return nil, loadErr
+		return nil, unavailable()
 	}
 	var out unsafe.Pointer
 	cerr := C.call_dropout_add(dropAdd, ctensor(x), ctensor(res), C.double(p), C.ulonglong(key), &out)
@@ -256,7 +273,7 @@ func DropoutAdd(x, res *ts.Tensor, p float64, key uint64) (*ts.Tensor, error) {
 // largest activations of a small model.
 func SoftmaxDropout(scores, mask *ts.Tensor, scale, p float64, key uint64) (*ts.Tensor, error) {
 	if !Enabled() {
-		return nil, loadErr
+		return nil, unavailable()
 	}
 	var out unsafe.Pointer
 	cerr := C.call_softmax_dropout(softDrop, ctensor(scores), ctensor(mask), C.double(scale), C.double(p), C.ulonglong(key), &out)
@@ -277,7 +294,7 @@ func SoftmaxDropout(scores, mask *ts.Tensor, scale, p float64, key uint64) (*ts.
 // graph once. Model.Forward does the first; the model's graph does the second.
 func Linear(x, w, b *ts.Tensor) (*ts.Tensor, error) {
 	if !Enabled() {
-		return nil, loadErr
+		return nil, unavailable()
 	}
 	var out unsafe.Pointer
 	cerr := C.call_ternary(dense, ctensor(x), ctensor(w), ctensor(b), &out)
@@ -298,7 +315,7 @@ func NewPass() {
 // the composed ops take a norm per tensor and the norm of the norms.
 func GlobalNorm(xs []*ts.Tensor, maxNorm float64) (norm, factor *ts.Tensor, err error) {
 	if !Enabled() {
-		return nil, nil, loadErr
+		return nil, nil, unavailable()
 	}
 	// The handles go in C memory: cgo may not pass Go memory holding pointers.
 	mem := C.malloc(C.size_t(max(1, len(xs))) * C.size_t(unsafe.Sizeof(unsafe.Pointer(nil))))
@@ -335,7 +352,7 @@ type LAMBArgs struct {
 // over memory.
 func LAMB(w, g, m, v, gscale *ts.Tensor, a LAMBArgs) error {
 	if !Enabled() {
-		return loadErr
+		return unavailable()
 	}
 	var s unsafe.Pointer
 	if gscale != nil {

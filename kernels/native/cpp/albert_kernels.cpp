@@ -20,12 +20,20 @@
 //                     its uses inside the GEMM (cross-layer sharing uses one
 //                     layer L times; autograd makes L gradients and adds them).
 //
+// It also holds the precision switches gotch does not expose (train.precision):
+// libtorch's bf16 autocast for the CPU or CUDA (thread-local) and TF32 for
+// CUDA matmuls (process-wide), albert_autocast and albert_tf32.
+//
 // The C ABI takes and returns gotch's tensor handles (torch::Tensor*). Each
 // function returns NULL, or an error message the caller frees with free().
 // torchbuild compiles this file into libalbert_kernels.so next to libtch.so.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#if __has_include(<torch/version.h>)
+#include <torch/version.h>
+#endif
 #include <ATen/record_function.h>
 #include <immintrin.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -1046,6 +1054,24 @@ char* error_copy(const char* msg) {
 
 }  // namespace
 
+// Autocast by device: libtorch 2.4 replaced the per-device functions (now
+// deprecated) by ones taking the device type.
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+static bool autocast_on(bool cuda) { return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU); }
+static void set_autocast(bool cuda, bool on) { at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, on); }
+static void set_autocast_bf16(bool cuda) { at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, at::kBFloat16); }
+#else
+static bool autocast_on(bool cuda) { return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled(); }
+static void set_autocast(bool cuda, bool on) {
+  if (cuda) at::autocast::set_enabled(on);
+  else at::autocast::set_cpu_enabled(on);
+}
+static void set_autocast_bf16(bool cuda) {
+  if (cuda) at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  else at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+}
+#endif
+
 #define ALBERT_GUARD(body)               \
   try {                                  \
     body;                                \
@@ -1058,7 +1084,9 @@ char* error_copy(const char* msg) {
 
 extern "C" {
 
-// albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks it.
+// albert_kernels_abi is the version of this C ABI; kernels/kernels.go checks
+// it. Adding functions keeps it (albert_autocast, albert_tf32 came in ABI 5:
+// binaries built before them still load this library).
 int albert_kernels_abi() { return 5; }
 
 // albert_gelu_tanh sets *out to GELU_tanh(x) (float32, CPU), differentiable.
@@ -1211,6 +1239,34 @@ char* albert_profile_stop(char** out) {
     std::ostringstream o;
     for (const auto& [name, st] : prof_stats) o << st.calls << '\t' << st.self_us << '\t' << st.total_us << '\t' << name << '\n';
     *out = error_copy(o.str().c_str());
+  })
+}
+
+// albert_autocast turns libtorch's autocast on (enabled != 0, in bfloat16) or
+// off for the calling thread's ops on the CPU (cuda == 0) or CUDA, and sets
+// *was to whether it was on. Turning it off clears autocast's cache of cast
+// weights (which holds bf16 copies of the parameters until then).
+char* albert_autocast(int cuda, int enabled, int* was) {
+  ALBERT_GUARD({
+    *was = autocast_on(cuda != 0);
+    if (enabled) set_autocast_bf16(cuda != 0);
+    set_autocast(cuda != 0, enabled != 0);
+    if (!enabled) at::autocast::clear_cache();
+  })
+}
+
+// albert_autocast_on reports whether autocast is on for the calling thread's
+// CPU (cuda == 0) or CUDA ops.
+int albert_autocast_on(int cuda) { return autocast_on(cuda != 0); }
+
+// albert_tf32 sets whether CUDA float32 matmuls (cuBLAS) may use TF32
+// tensor cores, a process-wide libtorch setting, and sets *was to what it
+// was. (cuDNN's TF32 flag is left at libtorch's default, on: the model has no
+// convolutions.) On a CPU-only libtorch it only records the flag.
+char* albert_tf32(int on, int* was) {
+  ALBERT_GUARD({
+    *was = at::globalContext().allowTF32CuBLAS();
+    at::globalContext().setAllowTF32CuBLAS(on != 0);
   })
 }
 
