@@ -52,7 +52,7 @@ func (a *Attention) Forward(s *backend.Scope, x, maskAdd *ts.Tensor, train bool)
 	ctx = s.T(s.T(ctx.MustTranspose(1, 2, false)).MustReshape([]int64{B, S, H}, false))
 	out := linear(s, ctx, a.OW, a.OB)
 	out = dropoutAdd(s, out, x, a.cfg.HiddenDropout, train)
-	return s.T(ts.MustLayerNorm(out, []int64{H}, a.LNWeight, a.LNBias, a.cfg.LayerNormEps, false))
+	return layerNorm(s, out, a.LNWeight, a.LNBias, a.cfg.LayerNormEps)
 }
 
 // probs is Dropout(softmax(scores/√d + maskAdd)). On the CPU it is one
@@ -71,7 +71,7 @@ func (a *Attention) probs(s *backend.Scope, scores, maskAdd *ts.Tensor, train bo
 		return s.T(mustKernel(kernels.SoftmaxDropout(scores, maskAdd, a.invSqrtD, p, key)))
 	}
 	scores = s.T(scores.MustMulScalar(a.scale, false))
-	scores = s.T(scores.MustAdd(maskAdd, false))
+	scores = s.T(scores.MustAdd(maskAdd, false)) // fp32: bf16 scores (autocast) + the fp32 mask
 	probs := s.T(scores.MustSoftmax(-1, scores.DType(), false))
 	return dropout(s, probs, p, train)
 }

@@ -36,7 +36,7 @@ func (e *Embedding) Forward(s *backend.Scope, ids, segments *ts.Tensor, train bo
 	x := s.T(ts.MustEmbedding(e.Word, ids, -1, false, false))
 	x = s.T(x.MustAdd(s.T(ts.MustEmbedding(e.TokenType, segments, -1, false, false)), false))
 	x = s.T(x.MustAdd(s.T(e.Position.MustNarrow(0, 0, seq, false)), false)) // [S,E] broadcasts over B
-	x = s.T(ts.MustLayerNorm(x, []int64{int64(e.cfg.EmbeddingSize)}, e.LNWeight, e.LNBias, e.cfg.LayerNormEps, false))
+	x = layerNorm(s, x, e.LNWeight, e.LNBias, e.cfg.LayerNormEps)
 	x = dropout(s, x, e.cfg.HiddenDropout, train)
 	if e.ProjWeight != nil {
 		x = linear(s, x, e.ProjWeight, e.ProjBias)

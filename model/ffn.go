@@ -30,7 +30,7 @@ func (f *FFN) Forward(s *backend.Scope, x *ts.Tensor, train bool) *ts.Tensor {
 	h = gelu(s, h)
 	h = linear(s, h, f.OutW, f.OutB)
 	h = dropoutAdd(s, h, x, f.cfg.HiddenDropout, train)
-	return s.T(ts.MustLayerNorm(h, []int64{int64(f.cfg.HiddenSize)}, f.LNWeight, f.LNBias, f.cfg.LayerNormEps, false))
+	return layerNorm(s, h, f.LNWeight, f.LNBias, f.cfg.LayerNormEps)
 }
 
 // gelu is GELU with the official code's tanh approximation. On the CPU it

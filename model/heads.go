@@ -49,7 +49,7 @@ func (h *MLMHead) Forward(s *backend.Scope, hidden, positions *ts.Tensor) *ts.Te
 	x := s.T(s.T(hidden.MustView([]int64{B * S, H}, false)).MustIndexSelect(0, flat, false)) // [B·P,H]
 	x = linear(s, x, h.W, h.B)
 	x = s.T(x.MustGelu("tanh", false))
-	x = s.T(ts.MustLayerNorm(x, []int64{int64(h.cfg.EmbeddingSize)}, h.LNWeight, h.LNBias, h.cfg.LayerNormEps, false))
+	x = layerNorm(s, x, h.LNWeight, h.LNBias, h.cfg.LayerNormEps)
 	return linear(s, x, h.Decoder, h.OutBias) // x·Wᵀ + b with W the V×E word table
 }
 

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/reproml/albert/backend"
@@ -17,4 +18,21 @@ func linear(s *backend.Scope, x, w, b *ts.Tensor) *ts.Tensor {
 		return s.T(mustKernel(kernels.Linear(x, w, b)))
 	}
 	return s.T(ts.MustLinear(x, w, b))
+}
+
+// layerNorm is LayerNorm over the last dimension (the size of w), in fp32:
+// under bf16 autocast (train.precision) its input may be a dense layer's
+// bf16 output, and mixed precision keeps normalisation in fp32; the explicit
+// cast makes it so whatever autocast's per-device op lists say. No cast in
+// an fp32 run.
+func layerNorm(s *backend.Scope, x, w, b *ts.Tensor, eps float64) *ts.Tensor {
+	return s.T(ts.MustLayerNorm(toFloat(s, x), w.MustSize(), w, b, eps, false))
+}
+
+// toFloat is x in fp32: x itself when it already is.
+func toFloat(s *backend.Scope, x *ts.Tensor) *ts.Tensor {
+	if x.DType() == gotch.Float {
+		return x
+	}
+	return s.T(x.MustTotype(gotch.Float, false))
 }

@@ -99,11 +99,13 @@ func (m *Model) Forward(s *backend.Scope, in Inputs, train, keepStates bool) Out
 	var out Outputs
 	x := m.Embedding.Forward(s, in.IDs, in.Segments, train)
 	out.Hidden, out.States = m.Encoder.Forward(s, x, m.maskAdd(s, in.Mask), train, keepStates)
+	// Logits leave in fp32 whatever the arithmetic inside (bf16 under
+	// autocast): the losses and accuracies are computed in fp32.
 	if in.MaskedPositions != nil {
-		out.MLMLogits = m.MLM.Forward(s, out.Hidden, in.MaskedPositions)
+		out.MLMLogits = toFloat(s, m.MLM.Forward(s, out.Hidden, in.MaskedPositions))
 	}
 	if m.Sentence != nil {
-		out.SentenceLogits = m.Sentence.Forward(s, m.Pooler.Forward(s, out.Hidden))
+		out.SentenceLogits = toFloat(s, m.Sentence.Forward(s, m.Pooler.Forward(s, out.Hidden)))
 	}
 	return out
 }
