@@ -128,7 +128,7 @@ func TestThroughputPredictsOtherMeasuredRuns(t *testing.T) {
 // train.precision: fp32 (or unset) hashes as before the setting existed;
 // another precision is another run; an unknown one is refused at plan
 // time; and Execute refuses, before the database exists, a precision the
-// trainer cannot honour on its device (bf16 and tf32 on the CPU).
+// trainer cannot honour on its device (tf32 on the CPU).
 func TestPrecisionSetting(t *testing.T) {
 	f := loadAblation(t, "sharing")
 	def, fp32 := mustPlan(t, f, "cpu"), mustPlan(t, f, "cpu", "train.precision=fp32")
@@ -144,7 +144,7 @@ func TestPrecisionSetting(t *testing.T) {
 	if _, err := f.Plan("cpu", []string{"train.precision=fp16"}); err == nil || !strings.Contains(err.Error(), "precision must be one of") {
 		t.Fatalf("fp16: %v", err)
 	}
-	for prec, want := range map[string]string{"bf16": "fused CPU kernels", "tf32": "CUDA matmul mode"} {
+	for prec, want := range map[string]string{"tf32": "CUDA matmul mode"} {
 		db := filepath.Join(t.TempDir(), "exp.db")
 		p := mustPlan(t, f, "cpu", "train.precision="+prec)
 		_, err := Execute(context.Background(), p, Options{DB: db, Devices: []string{"cpu"}, Trainer: &fake{}})

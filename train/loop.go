@@ -98,6 +98,11 @@ func Run(ctx context.Context, job Job) (res Result, err error) {
 	if err := job.Train.CheckPrecision(dev.IsCuda()); err != nil {
 		return res, err
 	}
+	release, err := usePrecision(job.Train, dev)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	if job.CacheRoot == "" {
 		job.CacheRoot = "out/cache"
 	}

@@ -16,28 +16,39 @@ import (
 // loop's data, logging and checkpoints: what Run does each step, exposed for
 // benchmarks (`exp bench`) that feed it synthetic batches.
 type Stepper struct {
-	Model *model.Model
-	Opt   *Optimizer
-	Train Config
-	sp    *stepper
+	Model   *model.Model
+	Opt     *Optimizer
+	Train   Config
+	sp      *stepper
+	release func() // usePrecision's
 }
 
-// NewStepper makes an optimizer for m under c. Close frees it.
+// NewStepper makes an optimizer for m under c, in c's precision on m's
+// device (as Run: CheckPrecision, usePrecision). Close frees it.
 func NewStepper(m *model.Model, c Config) (*Stepper, error) {
 	if c.GradAccum <= 0 {
 		c.GradAccum = 1
 	}
-	opt, err := NewOptimizer(c, m.Params)
+	if err := c.CheckPrecision(m.Device.IsCuda()); err != nil {
+		return nil, err
+	}
+	release, err := usePrecision(c, m.Device)
 	if err != nil {
 		return nil, err
 	}
-	return &Stepper{Model: m, Opt: opt, Train: c, sp: newStepper(m, opt, c, m.Device)}, nil
+	opt, err := NewOptimizer(c, m.Params)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &Stepper{Model: m, Opt: opt, Train: c, sp: newStepper(m, opt, c, m.Device), release: release}, nil
 }
 
-// Close frees the optimizer state.
+// Close frees the optimizer state and gives back the precision's settings.
 func (sp *Stepper) Close() {
 	sp.Opt.Close()
 	sp.sp.close()
+	sp.release()
 }
 
 // SetWorld makes the steps data-parallel over w: each rank feeds its own
@@ -121,7 +132,10 @@ func (sp *stepper) step(next func() (data.Batch, error), lr float64, read bool) 
 				return nil, 0, err
 			}
 		}
-		out := sp.m.Forward(&s, t.in, true, false)
+		out, err := forward(&s, sp.m, t.in, c, sp.dev)
+		if err != nil {
+			return nil, 0, err
+		}
 		mlm := mlmLossOver(&s, out.MLMLogits, t, den)
 		if n > 1 {
 			mlm = s.T(mlm.MustMulScalar(sp.worldScale(), false))

@@ -350,13 +350,13 @@ func TestTinySOPRunLearns(t *testing.T) {
 }
 
 // train.Run itself refuses a precision it cannot honour on the device (exp
-// run refuses it earlier), before writing anything.
+// run refuses it earlier), before writing anything: tf32 on the CPU.
 func TestRunRefusesUnwiredPrecision(t *testing.T) {
 	defer lockThread()()
 	job := tinyJob(t, data.ObjectiveSOP, 10)
-	job.Train.Precision = PrecisionBF16
-	if _, err := Run(context.Background(), job); err == nil || !strings.Contains(err.Error(), "bf16") {
-		t.Fatalf("bf16 on the CPU: got %v, want a refusal naming bf16", err)
+	job.Train.Precision = PrecisionTF32
+	if _, err := Run(context.Background(), job); err == nil || !strings.Contains(err.Error(), "tf32") {
+		t.Fatalf("tf32 on the CPU: got %v, want a refusal naming tf32", err)
 	}
 	if p, err := job.Store.Provenance(job.RunID); err == nil && len(p.Extra) > 0 {
 		t.Errorf("a refused run wrote provenance %+v", p.Extra)
