@@ -98,10 +98,12 @@ doctor: build
 
 # Everything the GPU machine needs to rebuild the wrapper and run exp there
 # (it has gcc, CUDA and PyTorch but no Go): see scripts/gpu-build-wrapper.sh.
+# train.test: the train package's tests, for gpu-bench.sh's precision check.
 gpu-bundle: build
 	@rm -rf build/gpu && mkdir -p build/gpu/gotch
 	@CGO_ENABLED=0 GOWORK=off $(GO) build -o build/gpu/torchbuild ./cmd/torchbuild
 	@cp $(EXP) build/gpu/exp
+	@$(GO) test -c -o build/gpu/train.test ./train
 	@mkdir -p build/gpu/gotch/libtch && cp $$(GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/sugarme/gotch)/libtch/*.{h,cpp} build/gpu/gotch/libtch/ && chmod -R u+w build/gpu/gotch
 	@cp scripts/gpu-build-wrapper.sh scripts/gpu-bench.sh bench/reference.py build/gpu/
 	@echo "gpu-bundle: build/gpu ($$(du -sh build/gpu | cut -f1)); carry it and run build/gpu/gpu-build-wrapper.sh"

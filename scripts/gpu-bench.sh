@@ -3,13 +3,14 @@
 # (the wrapper build took 114 s on an H200): rebuild the torch wrapper and the
 # kernels against the machine's PyTorch, record the stack, then time training
 # steps of ours against bench/reference.py (PyTorch eager, same libtorch),
-# alternating, in fp32 — the only precision the trainer runs today
-# (train.precision: tf32 and bf16 are refused until wired in).
+# alternating, in fp32; and check train.precision on the GPU (never run there
+# yet): the train package's bf16-vs-fp32 loss-curve test, with a tf32 curve
+# held to the same tolerance, through the test binary make gpu-bundle builds.
 #
 #   make gpu-bundle                    # on the Go machine (copies this script and reference.py)
 #   build/gpu/gpu-bench.sh [OUTDIR]                                          # on the GPU machine
 #
-# OUTDIR (default ./gpu-bench-out) gets env.txt, doctor.json, bench-*.json
+# OUTDIR (default ./gpu-bench-out) gets env.txt, doctor.json, precision.log, bench-*.json
 # (bench.Row: tokens/s, ms/step, GFLOP/s by model.Config.TrainStepFLOPs, the
 # in-process fp32 matmul ceiling, ours/PyTorch) and the logs. Each step has
 # its own time limit, so a slow one costs its part only. The rates it prints
@@ -19,12 +20,14 @@
 #
 # Knobs (for a smoke run on a CPU machine: EXP=bin/exp DEVICE=cpu
 # SKIP_WRAPPER=1 VS_PYTORCH=0 SMALL=tiny-all LARGE= STEPS=2 scripts/gpu-bench.sh /tmp/o):
-# EXP, REFERENCE, PYTHON, DEVICE (cuda), SKIP_WRAPPER, VS_PYTORCH (1), SMALL, LARGE, STEPS.
+# EXP, TRAIN_TEST (the train package's test binary; empty skips the check),
+# REFERENCE, PYTHON, DEVICE (cuda), SKIP_WRAPPER, VS_PYTORCH (1), SMALL, LARGE, STEPS.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-gpu-bench-out}
 mkdir -p "$out"
 exp=${EXP:-$here/exp}
+train_test=${TRAIN_TEST-$here/train.test}
 ref=${REFERENCE:-$here/reference.py}
 [ -f "$ref" ] || ref=$here/../bench/reference.py
 python=${PYTHON:-python3}
@@ -54,6 +57,21 @@ fi
 timeout 120 "$exp" doctor --json --train-step --device "$device" > "$out/doctor.json" 2> "$out/doctor.log" \
   && say "doctor: $(grep -o '"matmul_gflops": *[0-9.]*' "$out/doctor.json")" \
   || say "FAILED: exp doctor (see doctor.log)"
+
+# train.precision on this device: bf16 (autocast) and tf32 loss curves against
+# fp32 over 200 steps of a tiny model, autocast off after a step (and after a
+# failing forward pass), the bf16 forward pass really bf16. About a minute.
+if [ -n "$train_test" ]; then
+  say "precision: bf16 and tf32 vs fp32 curves on $device"
+  if ALBERT_TEST_DEVICE=$device timeout 180 "$train_test" -test.v -test.count=1 \
+      -test.run '^(TestBF16TracksFP32|TestBF16StepLeavesAutocastOff|TestBF16ForwardIsBF16)$' > "$out/precision.log" 2>&1; then
+    grep -E 'vs fp32 on|logit' "$out/precision.log" | sed 's/^ */  /' | tee -a "$out/summary.txt"
+    say "precision: passed"
+  else
+    grep -E 'vs fp32 on|logit|precision_test.go' "$out/precision.log" | sed 's/^ */  /' | tee -a "$out/summary.txt"
+    say "FAILED or out of time: precision tests (see precision.log)"
+  fi
+fi
 
 run_bench() { # name, configs, steps, warmup, rounds, limit (s)
   [ -n "$2" ] || return 0
