@@ -58,19 +58,27 @@ func usePrecision(c Config, dev gotch.Device) (release func(), err error) {
 	if !dev.IsCuda() {
 		return func() {}, nil
 	}
-	want := c.PrecisionName() == PrecisionTF32
+	return holdTF32(c.PrecisionName(), c.PrecisionName() == PrecisionTF32)
+}
+
+// holdTF32 holds libtorch's TF32 switch at want for a CUDA run in precision
+// prec until release, or says why it cannot: another run in the process
+// holds it at the other setting.
+func holdTF32(prec string, want bool) (release func(), err error) {
 	t := &cudaTF32
 	t.Lock()
 	defer t.Unlock()
 	switch {
 	case t.runs > 0 && t.on != want:
 		return nil, fmt.Errorf("train: precision %s needs CUDA's TF32 matmuls %s, but a run in progress in this process has them %s (a process-wide libtorch setting): train these runs in separate exp run commands",
-			c.PrecisionName(), onOff(want), onOff(t.on))
+			prec, onOff(want), onOff(t.on))
 	case t.runs == 0:
 		was, err := kernels.SetTF32(want)
-		if err != nil {
-			return nil, fmt.Errorf("train: precision %s: %w", c.PrecisionName(), err)
+		if err != nil && want {
+			return nil, fmt.Errorf("train: precision %s: %w", prec, err)
 		}
+		// Without the switch (no kernels library) fp32 and bf16 still run:
+		// TF32 is then at libtorch's default, off since 1.12.
 		t.on, t.was = want, was
 	}
 	t.runs++

@@ -351,3 +351,38 @@ func TestBF16Run(t *testing.T) {
 		t.Error("autocast still on after the run")
 	}
 }
+
+// CUDA runs in one process share libtorch's TF32 switch: runs that agree
+// hold it together, one that wants the other setting is refused while they
+// run, and the setting found comes back when the last one ends. (The switch
+// is a flag on a CPU-only libtorch, so this runs anywhere.)
+func TestTF32SwitchIsShared(t *testing.T) {
+	before, err := kernels.SetTF32(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := holdTF32(PrecisionTF32, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := holdTF32(PrecisionTF32, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holdTF32(PrecisionFP32, false); err == nil || !strings.Contains(err.Error(), "separate exp run") {
+		t.Errorf("fp32 while tf32 runs: %v, want a refusal", err)
+	}
+	a()
+	if now, _ := kernels.SetTF32(true); !now {
+		t.Error("TF32 off while a tf32 run still holds it")
+	}
+	b()
+	if now, _ := kernels.SetTF32(before); now {
+		t.Error("TF32 still on after the last tf32 run ended")
+	}
+	c, err := holdTF32(PrecisionFP32, false)
+	if err != nil {
+		t.Fatalf("fp32 after the tf32 runs: %v", err)
+	}
+	c()
+}
