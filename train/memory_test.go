@@ -26,7 +26,14 @@ func TestStepsDoNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp, next := dropoutStepper(t, model.ShareNone)
-	const warm, steps = 100, 300
+	checkStepsDoNotLeak(t, sp, next, 100, 300, "steps")
+}
+
+// checkStepsDoNotLeak runs sp for steps steps and fails if the live gotch
+// handles or the resident memory grew between step warm and the last (what
+// names the steps in messages).
+func checkStepsDoNotLeak(t *testing.T, sp *Stepper, next func() (data.Batch, error), warm, steps int, what string) {
+	t.Helper()
 	var handles int
 	var rss int64
 	for step := 1; step <= steps; step++ {
@@ -41,9 +48,9 @@ func TestStepsDoNotLeak(t *testing.T) {
 		t.Errorf("live gotch tensors: %d after step %d, %d after step %d", handles, warm, got, steps)
 	}
 	grown := float64(residentBytes()-rss) / (1 << 20)
-	t.Logf("RSS grew %.2f MiB over steps %d..%d", grown, warm, steps)
+	t.Logf("RSS grew %.2f MiB over %s %d..%d", grown, what, warm, steps)
 	if grown > 8 {
-		t.Errorf("RSS grew %.1f MiB over %d steps after warm-up: a per-step leak", grown, steps-warm)
+		t.Errorf("RSS grew %.1f MiB over %d %s after warm-up: a per-step leak", grown, steps-warm, what)
 	}
 }
 

@@ -291,25 +291,7 @@ func TestBF16StepsDoNotLeak(t *testing.T) {
 	batches := []data.Batch{syntheticBatch(1, 8, 32, 5, 1000), syntheticBatch(2, 8, 32, 5, 1000)}
 	k := 0
 	next := func() (data.Batch, error) { k++; return batches[k%2], nil }
-	const warm, steps = 50, 200
-	var handles int
-	var rss int64
-	for step := 1; step <= steps; step++ {
-		if _, _, err := sp.Step(next, 1e-3, step%10 == 0); err != nil {
-			t.Fatal(err)
-		}
-		if step == warm {
-			handles, rss = len(ts.ExistingTensors), residentBytes()
-		}
-	}
-	if got := len(ts.ExistingTensors); got != handles {
-		t.Errorf("live gotch tensors: %d after step %d, %d after step %d", handles, warm, got, steps)
-	}
-	grown := float64(residentBytes()-rss) / (1 << 20)
-	t.Logf("RSS grew %.2f MiB over bf16 steps %d..%d", grown, warm, steps)
-	if grown > 8 {
-		t.Errorf("RSS grew %.1f MiB over %d bf16 steps after warm-up: a per-step leak", grown, steps-warm)
-	}
+	checkStepsDoNotLeak(t, sp, next, 50, 200, "bf16 steps")
 }
 
 // smallStepperOn is smallStepper on dev.
