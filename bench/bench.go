@@ -125,6 +125,14 @@ type Options struct {
 	Warmup int    // untimed steps first
 	Device string // auto | cpu | cuda[:N]
 	Ops    int    // > 0: profile the timed steps per op and keep this many lines (Result.Ops)
+	// Precision is train.precision of our step (fp32 when ""; tf32 is
+	// CUDA only, CheckPrecision) and the reference's --precision.
+	Precision string
+	// The reference's LAMB (ReferenceArgv): "foreach" (multi-tensor
+	// torch._foreach_* ops over all parameters; when "") or "loop" (one
+	// tensor at a time), and whether it runs the model under torch.compile.
+	RefOptimizer string
+	RefCompile   bool
 	// World times the step data-parallel: this process is one rank, with
 	// its shard (Batch/size sequences) of each global batch and the
 	// gradients' all-reduce inside the step time (exp bench --nproc).
@@ -136,6 +144,8 @@ type Result struct {
 	Impl          string    `json:"impl"` // "gotch" or "pytorch"
 	Config        string    `json:"config"`
 	Device        string    `json:"device"`
+	Precision     string    `json:"precision"`         // fp32, tf32 or bf16: the step's arithmetic
+	Variant       string    `json:"variant,omitempty"` // the reference's form: its LAMB (foreach or loop), +compile
 	Threads       int       `json:"threads"`
 	Steps         int       `json:"steps"`
 	TokensPerStep int       `json:"tokens_per_step"`
@@ -145,11 +155,18 @@ type Result struct {
 	MsAll         []float64 `json:"ms_all"`
 	TokensPerSec  float64   `json:"tokens_per_sec"` // at the median step time
 	GFLOPS        float64   `json:"gflops"`         // Spec.FLOPs / median step time
-	CeilingGFLOPS float64   `json:"ceiling_gflops"` // fp32 1024³ matmul, same process, best of readings before, between and after the timed steps
-	PeakRSSMiB    float64   `json:"peak_rss_mib"`
-	Loss          float64   `json:"loss"`              // last logged loss (sanity)
-	Kernels       string    `json:"kernels,omitempty"` // kernels.Status(): fused or composed ops
-	Ops           []OpTime  `json:"ops,omitempty"`     // with Options.Ops: where a step's time goes
+	// CeilingGFLOPS is the 1024³ matmul rate in the result's precision
+	// (CeilingGFLOPS: fp32, or bf16 for bf16, or fp32 under TF32 for tf32),
+	// same process, the best of readings before, between and after the
+	// timed steps; Fraction is against it.
+	CeilingGFLOPS float64 `json:"ceiling_gflops"`
+	// CeilingFP32GFLOPS is the fp32 matmul ceiling beside it in a tf32 or
+	// bf16 result (best of a reading before and after the timed steps).
+	CeilingFP32GFLOPS float64  `json:"ceiling_fp32_gflops,omitempty"`
+	PeakRSSMiB        float64  `json:"peak_rss_mib"`
+	Loss              float64  `json:"loss"`              // last logged loss (sanity)
+	Kernels           string   `json:"kernels,omitempty"` // kernels.Status(): fused or composed ops
+	Ops               []OpTime `json:"ops,omitempty"`     // with Options.Ops: where a step's time goes
 }
 
 // OpTime is one line of a step's per-op profile, per step (the mean over
@@ -185,7 +202,7 @@ func opTimes(stats []kernels.OpStat, steps int, times []float64, n int) []OpTime
 	return append(out, OpTime{Name: Outside, SelfMs: mean - inside, TotalMs: mean - inside})
 }
 
-// Fraction of the matmul ceiling.
+// Fraction of the matmul ceiling in the result's precision.
 func (r Result) Fraction() float64 {
 	if r.CeilingGFLOPS == 0 {
 		return 0
@@ -210,7 +227,8 @@ func Run(s Spec, o Options) (Result, error) {
 	if o.Warmup < 0 {
 		o.Warmup = 0
 	}
-	res := Result{Impl: "gotch", Config: s.Name, Steps: o.Steps, TokensPerStep: s.Batch * s.Seq}
+	prec := o.precision()
+	res := Result{Impl: "gotch", Config: s.Name, Precision: prec, Steps: o.Steps, TokensPerStep: s.Batch * s.Seq}
 	local, rank := s, 0
 	if w := o.World; w != nil {
 		if s.Batch%w.Size() != 0 {
@@ -228,9 +246,19 @@ func Run(s Spec, o Options) (Result, error) {
 		return res, err
 	}
 	res.Device = backend.DeviceName(dev)
-	if res.CeilingGFLOPS, err = backend.MatmulGFLOPS(dev, 1024); err != nil {
+	if err := CheckPrecision(o.Precision, dev); err != nil {
 		return res, err
 	}
+	fp32Ceiling := func() {} // a tf32 or bf16 result's fp32 ceiling beside its own
+	if prec != train.PrecisionFP32 {
+		fp32Ceiling = func() {
+			// Outside the stepper's life: it holds TF32 on in a tf32 run.
+			if c, err := backend.MatmulGFLOPS(dev, 1024); err == nil && c > res.CeilingFP32GFLOPS {
+				res.CeilingFP32GFLOPS = c
+			}
+		}
+	}
+	fp32Ceiling()
 	if err := backend.Seed(1); err != nil {
 		return res, err
 	}
@@ -240,11 +268,22 @@ func Run(s Spec, o Options) (Result, error) {
 	}
 	defer m.VarStore.Destroy()
 	tc := lamb(o.Warmup + o.Steps)
-	sp, err := train.NewStepper(m, tc)
+	tc.Precision = o.Precision
+	sp, err := train.NewStepper(m, tc) // refuses what the trainer cannot run (CheckPrecision)
 	if err != nil {
+		return res, fmt.Errorf("bench: %s at %s: %w", s.Name, prec, err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			sp.Close()
+		}
+	}()
+	// The ceiling in the step's precision, read while the stepper holds
+	// its process settings (TF32 for tf32 on CUDA).
+	if res.CeilingGFLOPS, err = CeilingGFLOPS(dev, 1024, prec); err != nil {
 		return res, err
 	}
-	defer sp.Close()
 	sp.SetWorld(o.World)
 	batches := Batches(local, 4, 1+uint64(rank))
 	k := 0
@@ -273,7 +312,7 @@ func Run(s Spec, o Options) (Result, error) {
 			// time) and the best reading kept: on a shared host any one
 			// reading can be low, which would flatter the fraction.
 			if o.Ops == 0 && o.World == nil { // a rank's matmul would slow the others' steps
-				if c, err := backend.MatmulGFLOPS(dev, 1024); err == nil && c > res.CeilingGFLOPS {
+				if c, err := CeilingGFLOPS(dev, 1024, prec); err == nil && c > res.CeilingGFLOPS {
 					res.CeilingGFLOPS = c
 				}
 			}
@@ -289,9 +328,12 @@ func Run(s Spec, o Options) (Result, error) {
 		}
 		res.Ops = opTimes(stats, o.Steps, times, o.Ops)
 	}
-	if after, err := backend.MatmulGFLOPS(dev, 1024); err == nil && after > res.CeilingGFLOPS {
+	if after, err := CeilingGFLOPS(dev, 1024, prec); err == nil && after > res.CeilingGFLOPS {
 		res.CeilingGFLOPS = after
 	}
+	sp.Close()
+	closed = true
+	fp32Ceiling()
 	res.Kernels = kernels.Status()
 	summarize(&res, times, s.FLOPs())
 	_, peak := RSS()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -43,7 +44,8 @@ func OursArgv(s Spec, o Options) ([]string, error) {
 		return nil, err
 	}
 	return []string{exe, "bench", "--worker", s.Name, "--steps", strconv.Itoa(o.Steps),
-		"--warmup", strconv.Itoa(o.Warmup), "--device", o.Device, "--ops", strconv.Itoa(o.Ops)}, nil
+		"--warmup", strconv.Itoa(o.Warmup), "--device", o.Device, "--ops", strconv.Itoa(o.Ops),
+		"--precision", o.precision()}, nil
 }
 
 // ReferenceArgv is the child command for the PyTorch-eager reference: the
@@ -53,20 +55,52 @@ func ReferenceArgv(python, script string, s Spec, o Options, threads int) ([]str
 	if err != nil {
 		return nil, err
 	}
-	return []string{python, script, "--spec", string(js), "--steps", strconv.Itoa(o.Steps),
-		"--warmup", strconv.Itoa(o.Warmup), "--threads", strconv.Itoa(threads), "--device", o.Device}, nil
+	opt := o.RefOptimizer
+	if opt == "" {
+		opt = RefOptimizers[0]
+	}
+	if !slices.Contains(RefOptimizers, opt) {
+		return nil, fmt.Errorf("bench: the reference's optimizer %q: want one of %s", opt, strings.Join(RefOptimizers, ", "))
+	}
+	argv := []string{python, script, "--spec", string(js), "--steps", strconv.Itoa(o.Steps),
+		"--warmup", strconv.Itoa(o.Warmup), "--threads", strconv.Itoa(threads), "--device", o.Device,
+		"--precision", o.precision(), "--optimizer-impl", opt}
+	if o.RefCompile {
+		argv = append(argv, "--compile")
+	}
+	return argv, nil
+}
+
+// RefOptimizers are reference.py's forms of LAMB (--optimizer-impl), the
+// default first: foreach (torch._foreach_* multi-tensor ops over all the
+// parameters, PyTorch's best eager form) and loop (one parameter at a time,
+// the form before; the same arithmetic).
+var RefOptimizers = []string{"foreach", "loop"}
+
+// Check says whether res measured what the row asks: the precision
+// (a reference.py from before --precision reports none).
+func (r Row) Check(res Result) error {
+	if res.Precision != r.Precision {
+		got := res.Precision
+		if got == "" {
+			got = "no precision"
+		}
+		return fmt.Errorf("bench: %s: %s measured %s, want %s", r.Spec.Name, res.Impl, got, r.Precision)
+	}
+	return nil
 }
 
 // Row is one configuration's outcome: ours and, with --vs-pytorch, theirs
 // (the best of the alternated rounds for each, by median).
 type Row struct {
-	Spec    Spec      `json:"spec"`
-	FLOPs   float64   `json:"flops_per_step"`
-	Ours    *Result   `json:"ours"`
-	Theirs  *Result   `json:"pytorch,omitempty"`
-	Ratio   float64   `json:"ratio,omitempty"` // our tokens/s ÷ theirs
-	Rounds  []Result  `json:"rounds"`
-	Targets []Verdict `json:"targets"`
+	Spec      Spec      `json:"spec"`
+	Precision string    `json:"precision"` // both sides' arithmetic (fp32, tf32, bf16)
+	FLOPs     float64   `json:"flops_per_step"`
+	Ours      *Result   `json:"ours"`
+	Theirs    *Result   `json:"pytorch,omitempty"`
+	Ratio     float64   `json:"ratio,omitempty"` // our tokens/s ÷ theirs
+	Rounds    []Result  `json:"rounds"`
+	Targets   []Verdict `json:"targets"`
 }
 
 // Verdict is one of the issue's targets checked against a row.
@@ -93,7 +127,11 @@ func (r *Row) Judge() {
 	if strings.HasPrefix(r.Spec.Name, "base") {
 		want = 0.88
 	}
-	r.Targets = append(r.Targets, Verdict{What: "fraction of matmul ceiling", Got: r.Ours.Fraction(), Want: want, Pass: r.Ours.Fraction() >= want})
+	what := "fraction of matmul ceiling"
+	if r.Ours.Precision != "" {
+		what = "fraction of " + r.Ours.Precision + " matmul ceiling"
+	}
+	r.Targets = append(r.Targets, Verdict{What: what, Got: r.Ours.Fraction(), Want: want, Pass: r.Ours.Fraction() >= want})
 	if r.Theirs != nil {
 		r.Ratio = r.Ours.TokensPerSec / r.Theirs.TokensPerSec
 		r.Targets = append(r.Targets,
@@ -120,7 +158,7 @@ func (r *Row) Add(res Result) {
 // WriteTable prints rows as an aligned table.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "config\timpl\ttokens/s\tms/step med\tmin\tmax\tGFLOP/s\t% ceiling\tpeak RSS MiB\tours/theirs\t")
+	fmt.Fprintln(tw, "config\timpl\tprecision\ttokens/s\tms/step med\tmin\tmax\tGFLOP/s\t% ceiling (same precision)\tpeak RSS MiB\tours/theirs\t")
 	for _, r := range rows {
 		for _, res := range []*Result{r.Ours, r.Theirs} {
 			if res == nil {
@@ -130,12 +168,29 @@ func WriteTable(w io.Writer, rows []Row) error {
 			if res == r.Theirs {
 				ratio = fmt.Sprintf("%.2f×", r.Ratio)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%% of %.0f\t%.0f\t%s\t\n", r.Spec.Name, res.Impl,
+			impl := res.Impl
+			if res.Variant != "" {
+				impl += " (" + res.Variant + ")"
+			}
+			prec := res.Precision
+			if prec == "" {
+				prec = "?"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%% of %.0f\t%.0f\t%s\t\n", r.Spec.Name, impl, prec,
 				res.TokensPerSec, res.MsMedian, res.MsMin, res.MsMax, res.GFLOPS, 100*res.Fraction(), res.CeilingGFLOPS, res.PeakRSSMiB, ratio)
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, r := range rows { // a tf32 or bf16 rate against the fp32 ceiling too
+		for _, res := range []*Result{r.Ours, r.Theirs} {
+			if res != nil && res.CeilingFP32GFLOPS > 0 {
+				fmt.Fprintf(w, "%s %s %s: %.1f GFLOP/s = %.0f%% of the %s matmul ceiling (%.0f), %.0f%% of the fp32 one (%.0f)\n",
+					r.Spec.Name, res.Impl, res.Precision, res.GFLOPS, 100*res.Fraction(), res.Precision, res.CeilingGFLOPS,
+					100*res.GFLOPS/res.CeilingFP32GFLOPS, res.CeilingFP32GFLOPS)
+			}
+		}
 	}
 	for _, r := range rows {
 		for _, v := range r.Targets {

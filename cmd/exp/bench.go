@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,22 +17,25 @@ import (
 
 func init() {
 	var (
-		configs   []string
-		steps     int
-		warmup    int
-		rounds    int
-		device    string
-		asJSON    bool
-		vsPyTorch bool
-		python    string
-		reference string
-		memory    bool
-		memSteps  int
-		memAt     int
-		worker    string
-		cpuprof   string
-		ops       int
-		nproc     int
+		configs    []string
+		steps      int
+		warmup     int
+		rounds     int
+		device     string
+		asJSON     bool
+		vsPyTorch  bool
+		python     string
+		reference  string
+		memory     bool
+		memSteps   int
+		memAt      int
+		worker     string
+		cpuprof    string
+		ops        int
+		nproc      int
+		precision  string
+		refOpt     string
+		refCompile bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -43,11 +47,18 @@ process so its peak RSS is its own. --vs-pytorch runs bench/reference.py
 with ours and prints our/their ratio. --memory trains tiny for --memory-steps
 and checks RSS growth after step --memory-at (PASS/FAIL). --nproc N times each
 configuration alone and as a data-parallel world of N local ranks (Gloo on the
-CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
+CPU, cores/N threads each) at the same global batch, and prints the scaling.
+--precision times both sides in fp32, tf32 (CUDA only) or bf16 (autocast on
+the forward pass, fp32 master weights), each against the matmul ceiling in
+that precision.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			opts := bench.Options{Steps: steps, Warmup: warmup, Device: device, Ops: ops}
+			if precision == "" {
+				precision = "fp32"
+			}
+			opts := bench.Options{Steps: steps, Warmup: warmup, Device: device, Ops: ops,
+				Precision: precision, RefOptimizer: refOpt, RefCompile: refCompile}
 			if worker != "" { // child process: one run, one JSON line
 				s, err := bench.Lookup(worker)
 				if err != nil {
@@ -82,6 +93,9 @@ CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 				return json.NewEncoder(out).Encode(r)
 			}
 			if memory {
+				if precision != "fp32" {
+					return fmt.Errorf("bench: --memory times fp32 steps only, not --precision %s", precision)
+				}
 				s, err := bench.Lookup(configs[0])
 				if err != nil {
 					return err
@@ -105,6 +119,17 @@ CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 			if err := backend.Init(); err != nil {
 				return err
 			}
+			// The children would refuse it one by one; say why once, first.
+			dev, err := backend.Device(device)
+			if err != nil {
+				return err
+			}
+			if err := bench.CheckPrecision(precision, dev); err != nil {
+				return err
+			}
+			if vsPyTorch && !slices.Contains(bench.RefOptimizers, refOpt) {
+				return fmt.Errorf("bench: --reference-optimizer %q: want one of %s", refOpt, strings.Join(bench.RefOptimizers, ", "))
+			}
 			if cmd.Flags().Changed("nproc") {
 				if vsPyTorch {
 					return fmt.Errorf("--nproc and --vs-pytorch: one comparison at a time")
@@ -117,7 +142,7 @@ CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 				if err != nil {
 					return err
 				}
-				rows = append(rows, bench.Row{Spec: s, FLOPs: s.FLOPs()})
+				rows = append(rows, bench.Row{Spec: s, Precision: precision, FLOPs: s.FLOPs()})
 			}
 			ours := func(s bench.Spec) ([]string, error) { return bench.OursArgv(s, opts) }
 			theirs := func(s bench.Spec) ([]string, error) {
@@ -140,6 +165,9 @@ CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 						fmt.Fprintf(os.Stderr, "bench: round %d %s: %s\n", round+1, rows[i].Spec.Name, shortArgv(a))
 						r, err := bench.Worker(a, os.Stderr)
 						if err != nil {
+							return err
+						}
+						if err := rows[i].Check(r); err != nil {
 							return err
 						}
 						rows[i].Add(r)
@@ -185,6 +213,9 @@ CPU, cores/N threads each) at the same global batch, and prints the scaling.`,
 	f.MarkHidden("worker")
 	f.IntVar(&ops, "ops", 0, "profile our timed steps per op and print the N ops with the most self time (the steps run a little slower)")
 	f.IntVar(&nproc, "nproc", 2, "time each configuration alone and over N local ranks (data-parallel, same global batch) and print the scaling")
+	f.StringVar(&precision, "precision", "fp32", "arithmetic of the timed steps, both sides: fp32 | tf32 (CUDA only) | bf16 (autocast forward, fp32 master weights)")
+	f.StringVar(&refOpt, "reference-optimizer", "foreach", "reference.py's LAMB: foreach (torch._foreach_* over all parameters) | loop (one parameter at a time)")
+	f.BoolVar(&refCompile, "reference-compile", false, "run reference.py's model under torch.compile (PyTorch 2.x; an error on 1.13)")
 	f.StringVar(&cpuprof, "cpuprofile", "", "with --worker: write a Go CPU profile (cgo callers show where each op comes from)")
 	root.AddCommand(cmd)
 }
