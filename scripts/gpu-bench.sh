@@ -1,27 +1,55 @@
 #!/usr/bin/env bash
-# Issue 18's GPU benchmark in one go, well inside 15 minutes on one H100/H200
-# (the wrapper build took 114 s on an H200): rebuild the torch wrapper and the
-# kernels against the machine's PyTorch, record the stack, then time training
-# steps of ours against bench/reference.py (PyTorch eager, same libtorch),
-# alternating, in fp32; and check train.precision on the GPU (never run there
-# yet): the train package's bf16-vs-fp32 loss-curve test, with a tf32 curve
-# held to the same tolerance, through the test binary make gpu-bundle builds.
+# Issue 18's GPU benchmark in one go, inside 15 minutes on one H100/H200:
+# rebuild the torch wrapper and the kernels against the machine's PyTorch,
+# record the stack, then time training steps of ours against
+# bench/reference.py (PyTorch eager, same libtorch; its LAMB in torch._foreach_*
+# form), alternating, in fp32 and in bf16 (exp bench --precision bf16: autocast
+# on the forward pass, fp32 master weights, both sides), the bf16 reference
+# also under torch.compile where this PyTorch has it (2.x); and check
+# train.precision on the GPU (never run there yet): the train package's
+# bf16-vs-fp32 loss-curve test, with a tf32 curve held to the same tolerance,
+# through the test binary make gpu-bundle builds.
+#
+# Time: one overall budget, BUDGET seconds (default 870: 15 minutes less 30 s
+# for starting and copying back), caps the whole script. Each step runs under
+# min(its own limit, what is left of BUDGET), and a step with under 30 s left
+# is skipped (said in summary.txt), so the script ends within BUDGET whatever
+# hangs. The steps in order, limit (expected time, estimated where never run):
+#   wrapper build         420 s  (114 s measured on an H200)
+#   exp doctor            120 s  (about 10 s)
+#   precision tests       180 s  (about 60 s)
+#   bench small, fp32     240 s  (about 150 s: 4 shapes x 2 rounds x 2 sides, each child ~5 s to start
+#                                 and ~0.5 s a timed step for our ceiling re-reading)
+#   bench large, fp32     300 s  (about 150 s)
+#   bench large, bf16     240 s  (about 120 s)
+#   bf16 + torch.compile  180 s  (about 90 s: one shape, the reference's compile ~1 minute)
+#   exp bench --nproc 1   120 s  (about 20 s)
+# (LAMB_TESTS, when set: 120 s more, about 20.) Limits add up to 1800 s,
+# which the budget cuts to 870 (timeout 0 never runs: a step with no time
+# left is skipped, not unlimited); expected about
+# 114+10+60+150+150+120+90+20 = 714 s, so the last steps are the first to go
+# if the estimates are low.
 #
 #   make gpu-bundle                    # on the Go machine (copies this script and reference.py)
 #   build/gpu/gpu-bench.sh [OUTDIR]                                          # on the GPU machine
 #
 # OUTDIR (default ./gpu-bench-out) gets env.txt, doctor.json, precision.log, bench-*.json
-# (bench.Row: tokens/s, ms/step, GFLOP/s by model.Config.TrainStepFLOPs, the
-# in-process fp32 matmul ceiling, ours/PyTorch) and the logs. Each step has
-# its own time limit, so a slow one costs its part only. The rates it prints
-# are what bench/throughput.toml's cuda entries should become (device
-# "cuda", precision "fp32", flop = flops_per_step, steps = 1, seconds =
-# ms_median/1000, command = this script's line).
+# (bench.Row: its precision, tokens/s, ms/step, GFLOP/s by
+# model.Config.TrainStepFLOPs, the in-process matmul ceiling in the row's
+# precision (bf16 rows: a bf16 one, the fp32 one beside it), ours/PyTorch)
+# and the logs. Each step has its own time limit (under the budget), so a
+# slow one costs its part only. The rates it prints are what
+# bench/throughput.toml's cuda entries should become (device "cuda",
+# precision "fp32" or "bf16" as the row's, flop = flops_per_step, steps = 1,
+# seconds = ms_median/1000, command = this script's line).
 #
 # Knobs (for a smoke run on a CPU machine: EXP=bin/exp DEVICE=cpu
 # SKIP_WRAPPER=1 VS_PYTORCH=0 SMALL=tiny-all LARGE= STEPS=2 scripts/gpu-bench.sh /tmp/o):
 # EXP, TRAIN_TEST (the train package's test binary; empty skips the check),
-# REFERENCE, PYTHON, DEVICE (cuda), SKIP_WRAPPER, VS_PYTORCH (1), SMALL, LARGE, STEPS.
+# REFERENCE, PYTHON, DEVICE (cuda), SKIP_WRAPPER, VS_PYTORCH (1), SMALL, LARGE,
+# BF16 (the bf16 rows' configurations; LARGE's by default), COMPILE (the
+# torch.compile rows' configurations, base-all-b256; with VS_PYTORCH=1 and
+# torch.compile only), NPROC_CHECK, STEPS, BUDGET.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-gpu-bench-out}
@@ -34,9 +62,18 @@ python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 small=${SMALL-tiny-all,tiny-none,base-all,base-none}   # the CPU table's shapes, batch 8–16
 large=${LARGE-tiny-all-b256,base-all-b256,base-none-b256,base-all-s512}   # realistic GPU batches
+bf16=${BF16-$large}   # the same realistic GPU batches at bf16
+compile=${COMPILE-base-all-b256}   # one shape: the reference's compile takes about a minute
 steps=${STEPS:-20}
+budget=${BUDGET:-870}
 t0=$(date +%s)
 say() { echo "gpu-bench [$(( $(date +%s) - t0 ))s]: $*" | tee -a "$out/summary.txt"; }
+# limit WANT: min(WANT, what is left of the budget), or 0 (skip) under 30 s.
+limit() {
+  local left=$(( budget - ($(date +%s) - t0) ))
+  [ "$1" -lt "$left" ] && left=$1
+  [ "$left" -ge 30 ] && echo "$left" || echo 0
+}
 
 {
   date -u; uname -a
@@ -47,23 +84,29 @@ say "stack: $(tail -1 "$out/env.txt")"
 
 if [ -z "${SKIP_WRAPPER:-}" ]; then
   say "building the wrapper and kernels against this PyTorch (about 2 minutes)"
-  if ! env_line=$(timeout 420 "$here/gpu-build-wrapper.sh" 2> "$out/wrapper.log"); then
+  lim=$(limit 420)
+  [ "$lim" -gt 0 ] || { say "FAILED: BUDGET=$budget leaves no time for the wrapper build"; exit 1; }
+  if ! env_line=$(timeout "$lim" "$here/gpu-build-wrapper.sh" 2> "$out/wrapper.log"); then
     say "FAILED: wrapper build (see wrapper.log)"; exit 1
   fi
   eval "$env_line"
   say "wrapper built"
 fi
 
-timeout 120 "$exp" doctor --json --train-step --device "$device" > "$out/doctor.json" 2> "$out/doctor.log" \
+lim=$(limit 120)
+[ "$lim" -gt 0 ] && timeout "$lim" "$exp" doctor --json --train-step --device "$device" > "$out/doctor.json" 2> "$out/doctor.log" \
   && say "doctor: $(grep -o '"matmul_gflops": *[0-9.]*' "$out/doctor.json")" \
-  || say "FAILED: exp doctor (see doctor.log)"
+  || say "FAILED or out of budget: exp doctor (see doctor.log)"
 
 # train.precision on this device: bf16 (autocast) and tf32 loss curves against
 # fp32 over 200 steps of a tiny model, autocast off after a step (and after a
 # failing forward pass), the bf16 forward pass really bf16. About a minute.
-if [ -n "$train_test" ]; then
+lim=$(limit 180)
+if [ -n "$train_test" ] && [ "$lim" = 0 ]; then
+  say "SKIPPED (out of budget): precision tests"
+elif [ -n "$train_test" ]; then
   say "precision: bf16 and tf32 vs fp32 curves on $device"
-  if ALBERT_TEST_DEVICE=$device timeout 180 "$train_test" -test.v -test.count=1 \
+  if ALBERT_TEST_DEVICE=$device timeout "$lim" "$train_test" -test.v -test.count=1 \
       -test.run '^(TestBF16TracksFP32|TestBF16StepLeavesAutocastOff|TestBF16ForwardIsBF16)$' > "$out/precision.log" 2>&1; then
     grep -E 'vs fp32 on|logit' "$out/precision.log" | sed 's/^ */  /' | tee -a "$out/summary.txt"
     say "precision: passed"
@@ -73,34 +116,72 @@ if [ -n "$train_test" ]; then
   fi
 fi
 
-run_bench() { # name, configs, steps, warmup, rounds, limit (s)
+# >>> issue 18, multi-tensor LAMB (another change adds its test to the train
+# package): set LAMB_TESTS to that test's -test.run pattern once it exists; it
+# then runs here on $device through the same test binary. Empty: skipped.
+lamb_tests=${LAMB_TESTS-}
+lim=$(limit 120)
+if [ -n "$train_test" ] && [ -n "$lamb_tests" ]; then
+  if [ "$lim" = 0 ]; then
+    say "SKIPPED (out of budget): LAMB tests"
+  elif ALBERT_TEST_DEVICE=$device timeout "$lim" "$train_test" -test.v -test.count=1 -test.run "$lamb_tests" > "$out/lamb.log" 2>&1; then
+    say "LAMB tests ($lamb_tests): passed"
+  else
+    say "FAILED or out of time: LAMB tests $lamb_tests (see lamb.log)"
+  fi
+fi
+# <<< issue 18, multi-tensor LAMB
+
+run_bench() { # name, configs, steps, warmup, rounds, limit (s), extra exp bench flags...
   [ -n "$2" ] || return 0
-  say "bench $1: $2 ($3 steps after $4, $5 alternated rounds)"
+  local name=$1 configs=$2 n=$3 warm=$4 rounds=$5 lim
+  lim=$(limit "$6")
+  shift 6
+  if [ "$lim" = 0 ]; then
+    say "SKIPPED (out of budget): bench $name"; return 0
+  fi
+  say "bench $name: $configs ($n steps after $warm, $rounds alternated rounds, ${lim}s at most${*:+; $*})"
   local vs=(--vs-pytorch --python "$python" --reference "$ref")
   [ "${VS_PYTORCH:-1}" = 1 ] || vs=()
-  if timeout "$6" "$exp" bench --device "$device" "${vs[@]}" \
-      --configs "$2" --steps "$3" --warmup "$4" --rounds "$5" --json > "$out/bench-$1.json" 2> "$out/bench-$1.log"; then
-    "$python" - "$out/bench-$1.json" <<'PY' | tee -a "$out/summary.txt"
+  if timeout "$lim" "$exp" bench --device "$device" "${vs[@]}" "$@" \
+      --configs "$configs" --steps "$n" --warmup "$warm" --rounds "$rounds" --json > "$out/bench-$name.json" 2> "$out/bench-$name.log"; then
+    "$python" - "$out/bench-$name.json" <<'PY' | tee -a "$out/summary.txt"
 import json, sys
 for r in json.load(open(sys.argv[1])):
     o, t = r["ours"], r.get("pytorch") or {}
-    print("  %-15s ours %9.0f tok/s %8.1f ms %7.0f GFLOP/s (%3.0f%% of %.0f) | pytorch %9.0f tok/s | %.2fx" % (
-        r["spec"]["name"], o["tokens_per_sec"], o["ms_median"], o["gflops"], 100 * o["gflops"] / max(o["ceiling_gflops"], 1e-9),
-        o["ceiling_gflops"], t.get("tokens_per_sec", 0), r.get("ratio", 0)))
+    fp32 = " fp32 ceiling %.0f" % o["ceiling_fp32_gflops"] if o.get("ceiling_fp32_gflops") else ""
+    print("  %-15s %s ours %9.0f tok/s %8.1f ms %7.0f GFLOP/s (%3.0f%% of %.0f%s) | pytorch (%s) %9.0f tok/s | %.2fx" % (
+        r["spec"]["name"], r.get("precision", "fp32"), o["tokens_per_sec"], o["ms_median"], o["gflops"],
+        100 * o["gflops"] / max(o["ceiling_gflops"], 1e-9), o["ceiling_gflops"], fp32,
+        t.get("variant", "-"), t.get("tokens_per_sec", 0), r.get("ratio", 0)))
 PY
   else
-    say "FAILED or out of time: bench $1 (see bench-$1.log)"
+    say "FAILED or out of time: bench $name (see bench-$name.log)"
   fi
 }
-run_bench small "$small" "$steps" 3 2 300
-run_bench large "$large" $(( steps / 2 > 0 ? steps / 2 : 1 )) 3 1 420
+half=$(( steps / 2 > 0 ? steps / 2 : 1 ))
+run_bench small "$small" "$steps" 3 2 240
+run_bench large "$large" "$half" 3 1 300
+run_bench large-bf16 "$bf16" "$half" 3 1 240 --precision bf16
+# The reference's model under torch.compile (2.x; warm-up steps absorb the
+# compile), against ours at bf16 on the same shape.
+if [ -n "$compile" ] && [ "${VS_PYTORCH:-1}" = 1 ]; then
+  if "$python" -c 'import sys, torch; sys.exit(0 if hasattr(torch, "compile") else 1)' 2>/dev/null; then
+    run_bench compile-bf16 "$compile" "$half" 5 1 180 --precision bf16 --reference-compile
+  else
+    say "torch.compile rows skipped: this PyTorch has no torch.compile"
+  fi
+fi
 
 # Issue 20's one-GPU check: a world of one rank on this device (NCCL on cuda)
 # trains through the data-parallel code path (exp bench --nproc 1 times the
 # configuration alone and as that world). Never run yet.
-if [ -n "${NPROC_CHECK-tiny-all}" ]; then
+lim=$(limit 120)
+if [ -n "${NPROC_CHECK-tiny-all}" ] && [ "$lim" = 0 ]; then
+  say "SKIPPED (out of budget): exp bench --nproc 1"
+elif [ -n "${NPROC_CHECK-tiny-all}" ]; then
   say "data parallel: a world of 1 on $device (${NPROC_CHECK-tiny-all})"
-  if timeout 120 "$exp" bench --device "$device" --nproc 1 --configs "${NPROC_CHECK-tiny-all}" --steps 5 --warmup 2 --rounds 1 \
+  if timeout "$lim" "$exp" bench --device "$device" --nproc 1 --configs "${NPROC_CHECK-tiny-all}" --steps 5 --warmup 2 --rounds 1 \
       > "$out/bench-nproc1.txt" 2> "$out/bench-nproc1.log"; then
     tail -5 "$out/bench-nproc1.txt" | tee -a "$out/summary.txt"
   else
