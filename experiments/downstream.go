@@ -316,7 +316,12 @@ func (f *File) PlanDownstream(p *Plan, root string) (skipped []string, err error
 				rv.SetFloat(x)
 			case bool:
 				rv.SetBool(x)
+			case string:
+				rv.SetString(x)
 			}
+		}
+		if cfg.Pooling == finetune.PoolCLS {
+			cfg.Pooling = "" // the official head hashes as it did before the key existed
 		}
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: [downstream] of profile %s, task %s: %w", d.src, p.Profile, t.Name, err)

@@ -254,6 +254,46 @@ func TestSetDownstreamFinetune(t *testing.T) {
 	}
 }
 
+// downstream.finetune.pooling: "cls" is the official head and hashes as
+// the default does; "mean" makes new fine-tuning runs that carry it; any
+// other value is refused.
+func TestSetDownstreamPooling(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	writeReviews(t, root)
+	f, err := Load(writeFile(t, dir, "t.toml", downFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(sets ...string) *Plan {
+		p := mustPlan(t, f, "cpu", sets...)
+		if _, err := f.PlanDownstream(p, root); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base, cls, mean := plan(), plan("downstream.finetune.pooling=cls"), plan("downstream.finetune.pooling=mean")
+	var fts int
+	for i, r := range base.Runs {
+		if r.Finetune == nil {
+			continue
+		}
+		fts++
+		if cls.Runs[i].Hash != r.Hash || cls.Runs[i].Finetune.Config.Pooling != "" {
+			t.Errorf("run %d: pooling=cls changed the hash or was stored (%q)", i, cls.Runs[i].Finetune.Config.Pooling)
+		}
+		if mean.Runs[i].Hash == r.Hash || mean.Runs[i].Finetune.Config.Pooling != "mean" {
+			t.Errorf("run %d: pooling=mean kept the hash or was not applied", i)
+		}
+	}
+	if fts == 0 {
+		t.Fatal("no fine-tuning runs planned")
+	}
+	p := mustPlan(t, f, "cpu", "downstream.finetune.pooling=max")
+	if _, err := f.PlanDownstream(p, root); err == nil || !strings.Contains(err.Error(), `pooling must be "cls" or "mean"`) {
+		t.Errorf("pooling=max: got %v", err)
+	}
+}
+
 // A SQuAD 2.0 run names its head (the official XLNet-style "v2") in its
 // hashed config, so it never shares a hash with a run of the earlier head;
 // every other task's config is unchanged (no span_head key).

@@ -38,7 +38,21 @@ type Config struct {
 	// CPU fine-tuning. Omitted from the JSON when off, so configurations
 	// from before it keep their hashes.
 	BiasCorrection bool `toml:"bias_correction" json:"bias_correction,omitempty"`
+	// Pooling is what the classification, regression and multiple-choice
+	// heads read: "" or "cls", the pooler's output on [CLS] (the official
+	// head, the default); "mean", the last layer's states averaged over real
+	// tokens, the pooler unused — a study option (ablations/studies/
+	// finetune-cpu.toml: a weakly pretrained model's pooled output can carry
+	// less of a task than its token states). Omitted from the JSON when
+	// official, so configurations from before it keep their hashes.
+	Pooling string `toml:"pooling" json:"pooling,omitempty"`
 }
+
+// Pooling values: PoolCLS (stored as "") and PoolMean.
+const (
+	PoolCLS  = "cls"
+	PoolMean = "mean"
+)
 
 // Profiles lists the fine-tuning profiles: "paper" (appendix Table 14) and
 // "cpu" (two cores).
@@ -161,6 +175,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("weight_decay must be >= 0, got %g", c.WeightDecay)
 	case c.ClipNorm < 0:
 		return fmt.Errorf("clip_norm must be >= 0, got %g", c.ClipNorm)
+	case c.Pooling != "" && c.Pooling != PoolCLS && c.Pooling != PoolMean:
+		return fmt.Errorf("pooling must be %q or %q, got %q", PoolCLS, PoolMean, c.Pooling)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ type Head struct {
 	W, B    *ts.Tensor // the linear layer; nil under SpanHeadV2
 	Out     int64      // outputs of the linear layer
 	Dropout float64
+	Pooling string       // Config.Pooling: what the head reads
 	V2      *squadV2Head // SpanHeadV2's layers
 	params  []model.Param
 }
@@ -122,7 +123,7 @@ func (m *Model) Forward(s *backend.Scope, in Inputs, train bool) Outputs {
 			End:   s.T(lg.MustSelect(2, 1, false)),
 		}
 	}
-	pooled := m.Enc.Pooler.Forward(s, out.Hidden)
+	pooled := m.pooled(s, in, out.Hidden)
 	if train && h.Dropout > 0 {
 		pooled = s.T(ts.MustDropout(pooled, h.Dropout, true))
 	}
@@ -134,6 +135,19 @@ func (m *Model) Forward(s *backend.Scope, in Inputs, train bool) Outputs {
 		lg = s.T(lg.MustView([]int64{int64(in.Examples), int64(in.Choices)}, false))
 	}
 	return Outputs{Logits: lg}
+}
+
+// pooled is what a classification, regression or multiple-choice head
+// reads: the pooler on [CLS] (official), or under Pooling "mean" the states
+// averaged over each sequence's real tokens (in.Mask).
+func (m *Model) pooled(s *backend.Scope, in Inputs, hidden *ts.Tensor) *ts.Tensor {
+	if m.Head.Pooling != PoolMean {
+		return m.Enc.Pooler.Forward(s, hidden)
+	}
+	mask := s.T(s.T(in.Mask.MustTotype(hidden.DType(), false)).MustUnsqueeze(2, false)) // [N,S,1]
+	sum := s.T(s.T(hidden.MustMul(mask, false)).MustSumDimIntlist([]int64{1}, false, hidden.DType(), false))
+	n := s.T(mask.MustSumDimIntlist([]int64{1}, false, hidden.DType(), false)) // [N,1]
+	return s.T(sum.MustDiv(n, false))
 }
 
 // Loss is the task's training loss of a forward pass: a scalar in s.

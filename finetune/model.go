@@ -56,6 +56,7 @@ func NewModel(enc model.Config, task tasks.Task, c Config, seed int64, dev gotch
 		m.VarStore.Destroy()
 		return nil, err
 	}
+	h.Pooling = c.Pooling
 	fm := &Model{Enc: m, Head: h}
 	for _, p := range m.Params {
 		if strings.HasPrefix(p.Name, "mlm/") || strings.HasPrefix(p.Name, "sentence") {
