@@ -25,6 +25,13 @@ import (
 //
 // LAMB (lamb_optimizer.py) applies r to every parameter except LayerNorm and
 // bias; AdamW (BERT's AdamWeightDecayOptimizer) is the same update with r = 1.
+//
+// The update runs one of three ways (Path), all equal to float rounding:
+// on the CPU in float32, one fused kernel per parameter (kernels.LAMB);
+// on CUDA, the whole update in a few multi-tensor calls per group of
+// parameters (kernels.LAMBForeach); else, or with the kernels off
+// (ALBERT_KERNELS=off, kernels.Disable) or missing, composed libtorch ops
+// per parameter.
 type Optimizer struct {
 	Name        string // "lamb" or "adamw"
 	Beta1       float64
@@ -41,6 +48,30 @@ type Optimizer struct {
 	zeroS       *ts.Scalar
 	one, zero   *ts.Tensor
 	fused       bool // kernels.LAMB instead of composed ops (CPU float32)
+	foreach     bool // else kernels.LAMBForeach (CUDA)
+}
+
+// The update paths Path names.
+const (
+	PathFused    = "fused"    // kernels.LAMB, one call per parameter (CPU float32)
+	PathForeach  = "foreach"  // kernels.LAMBForeach, one call per group of parameters (CUDA)
+	PathComposed = "composed" // libtorch ops, 7-15 per parameter
+)
+
+// forceForeach makes every optimizer that would run the composed ops run
+// kernels.LAMBForeach instead, the CPU included: for tests, which compare
+// the paths on the CPU and run the composed-path tests through it.
+var forceForeach bool
+
+// Path names how Step updates: PathFused, PathForeach or PathComposed.
+func (o *Optimizer) Path() string {
+	switch {
+	case o.fused:
+		return PathFused
+	case o.foreach || forceForeach:
+		return PathForeach
+	}
+	return PathComposed
 }
 
 // NewOptimizer makes zeroed moments for every parameter.
@@ -62,9 +93,14 @@ func NewOptimizer(c Config, params []model.Param) (*Optimizer, error) {
 	o.zero = ts.MustZeros([]int64{1}, gotch.Float, dev)
 	o.tt = ts.MustZeros([]int64{1}, gotch.Double, gotch.CPU)
 	o.fused = true
+	same := true // one device and dtype, as the multi-tensor update needs
 	for _, p := range params {
 		o.fused = o.fused && kernels.Applies(p.Tensor)
+		same = same && p.Tensor.MustDevice() == dev && p.Tensor.DType() == params[0].Tensor.DType()
 	}
+	// Only on CUDA: on the CPU the fused kernel is faster, and where it does
+	// not apply the composed ops stay, so CPU runs keep their results.
+	o.foreach = !o.fused && same && dev.IsCuda() && kernels.ForeachEnabled()
 	return o, nil
 }
 
@@ -85,7 +121,8 @@ func (o *Optimizer) Step(lr float64) {
 // step is Step with the gradients given (nil: the parameter has none),
 // each to be multiplied by gscale (the clipping factor, one element) unless
 // it is nil. On the CPU it is one kernels.LAMB call per parameter: two
-// passes over memory. Otherwise, per parameter it is 7 tensor ops, 15 with
+// passes over memory. On CUDA it is one kernels.LAMBForeach call per group
+// (stepForeach). Otherwise, per parameter it is 7 tensor ops, 15 with
 // decay and the trust ratio, and nothing it makes outlives it:
 //
 //	m.lerp_(g, 1-β1)                  m ← β1·m + (1-β1)·g
@@ -99,6 +136,10 @@ func (o *Optimizer) Step(lr float64) {
 func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
 	o.t++
 	mc, vc := o.corrections()
+	if o.Path() == PathForeach {
+		o.stepForeach(lr, grads, gscale, mc, vc)
+		return
+	}
 	if o.fused {
 		for i, p := range o.params {
 			if grads[i] == nil {
@@ -165,6 +206,44 @@ func (o *Optimizer) step(lr float64, grads []*ts.Tensor, gscale *ts.Tensor) {
 			inPlace(w, func() { w.MustAddcmul_(u, scale) })
 		}
 	})
+}
+
+// stepForeach is step in kernels.LAMBForeach, one call for each group of
+// parameters that share the weight decay and the trust ratio: in practice
+// two, the matrices (decay unless it is 0; under LAMB the trust ratio) and
+// LayerNorm and bias (neither). Parameters without a gradient are left out.
+func (o *Optimizer) stepForeach(lr float64, grads []*ts.Tensor, gscale *ts.Tensor, mc, vc float64) {
+	type group struct{ w, g, m, v []*ts.Tensor }
+	var groups [2][2]group // [decay][trust ratio]
+	for i, p := range o.params {
+		if grads[i] == nil {
+			continue
+		}
+		d, r := 0, 0
+		if p.Decay && o.WeightDecay != 0 {
+			d = 1
+		}
+		if p.Decay && o.Name == "lamb" {
+			r = 1
+		}
+		gr := &groups[d][r]
+		gr.w, gr.g = append(gr.w, p.Tensor), append(gr.g, grads[i])
+		gr.m, gr.v = append(gr.m, o.m[i]), append(gr.v, o.v[i])
+	}
+	for d := range groups {
+		for r, gr := range groups[d] {
+			if len(gr.w) == 0 {
+				continue
+			}
+			a := kernels.LAMBArgs{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, TrustRatio: r == 1, MCorr: mc, VCorr: vc}
+			if d == 1 {
+				a.WeightDecay = o.WeightDecay
+			}
+			if err := kernels.LAMBForeach(gr.w, gr.g, gr.m, gr.v, gscale, a); err != nil {
+				panic(fmt.Errorf("train: the multi-tensor update: %w", err)) // tensors this package made: a bug, not input
+			}
+		}
+	}
 }
 
 // corrections are the factors m̂ = mc·m and v̂ = vc·v of update o.t:
