@@ -287,10 +287,14 @@ func TestForeachStepsDoNotLeak(t *testing.T) {
 }
 
 // BenchmarkOptimizerPaths times one clipped LAMB update of ALBERT-base
-// (E 128, all layers shared; 12M parameters in 25 tensors) by each path,
-// on testDevice (the fused kernel on the CPU only):
+// (E 128, all layers shared; 11.8M parameters in 32 tensors) by each path
+// on ALBERT_TEST_DEVICE (default the CPU; the fused kernel there only).
+// exp preloads tcmalloc; without it glibc's malloc page-faults on every
+// large temporary, which costs the multi-tensor update (all its
+// temporaries alive at once) most:
 //
-//	go test ./train -run '^$' -bench OptimizerPaths -benchtime 20x
+//	LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
+//	  go test ./train -run '^$' -bench OptimizerPaths -benchtime 10x
 func BenchmarkOptimizerPaths(b *testing.B) {
 	defer lockThread()()
 	if !kernels.ForeachEnabled() {
