@@ -822,7 +822,7 @@ void lamb_foreach(at::TensorList w, at::TensorList g, at::TensorList m, at::Tens
   if (n == 0) return;
   const auto dev = w[0].device();
   const auto dtype = w[0].scalar_type();
-  TORCH_CHECK(at::isFloatingType(dtype), "albert_lamb_foreach: parameters of type ", dtype);
+  TORCH_CHECK(c10::isFloatingType(dtype), "albert_lamb_foreach: parameters of type ", dtype);
   const auto check = [&](const at::Tensor& t, size_t i, const char* name) {
     TORCH_CHECK(t.defined(), "albert_lamb_foreach: ", name, " ", i, " is undefined");
     TORCH_CHECK(t.device() == dev && t.scalar_type() == dtype, "albert_lamb_foreach: ", name, " ", i, " is ", t.scalar_type(),
