@@ -1,6 +1,7 @@
 package table
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -16,12 +17,16 @@ const Downstream = "downstream"
 // (pretraining model hash) at one profile and fine-tuning configuration,
 // split by init: the runs a "pretrained beats random init" claim compares.
 type FinetuneGroup struct {
-	Task       string
-	StandIn    bool
-	Metric     string // primary metric, read on Split
-	Split      string
-	Profile    string
-	Model      string // the pretraining runs' label (without the seed)
+	Task    string
+	StandIn bool
+	Metric  string // primary metric, read on Split
+	Split   string
+	Profile string
+	Model   string // the pretraining runs' label (without the seed)
+	// Variant names the fine-tuning settings that set this group apart from
+	// the other groups of its task, profile and architecture (e.g.
+	// "pooling=mean", "steps=900"); "" when it is the only one.
+	Variant    string
 	Pretrained []results.Finetune
 	Random     []results.Finetune
 }
@@ -121,6 +126,7 @@ func FinetuneGroups(s *results.Store, experiment string) ([]FinetuneGroup, error
 			merged = append(merged, r)
 		}
 	}
+	nameVariants(merged)
 	sort.SliceStable(merged, func(a, b int) bool {
 		if merged[a].StandIn != merged[b].StandIn {
 			return !merged[a].StandIn
@@ -128,6 +134,80 @@ func FinetuneGroups(s *results.Store, experiment string) ([]FinetuneGroup, error
 		return merged[a].Task < merged[b].Task
 	})
 	return merged, nil
+}
+
+// nameVariants sets Variant on groups that share task, profile and
+// architecture but differ in fine-tuning settings: the keys where a group's
+// value is not the most common one among them, as key=value
+// ("key=default" where its configuration leaves the key out). The group
+// with the common settings has none, so no two such rows read alike.
+func nameVariants(gs []FinetuneGroup) {
+	family := func(g FinetuneGroup) string {
+		return strings.Join([]string{g.Task, g.Profile, g.first().ModelHash}, "|")
+	}
+	byFamily := map[string][]int{}
+	for i, g := range gs {
+		byFamily[family(g)] = append(byFamily[family(g)], i)
+	}
+	for _, members := range byFamily {
+		if len(members) < 2 {
+			continue
+		}
+		cfgs := make([]map[string]string, len(members))
+		keys := map[string]bool{}
+		for j, i := range members {
+			raw := map[string]any{}
+			js := ftConfigKey(gs[i].first().ConfigJSON)
+			if k := strings.Index(js, "{"); k >= 0 {
+				_ = json.Unmarshal([]byte(js[k:]), &raw)
+			}
+			cfgs[j] = map[string]string{}
+			for k, v := range raw {
+				cfgs[j][k] = fmt.Sprint(v)
+				keys[k] = true
+			}
+		}
+		value := func(j int, k string) string {
+			if v, ok := cfgs[j][k]; ok {
+				return v
+			}
+			return "default"
+		}
+		var sorted []string
+		for k := range keys {
+			sorted = append(sorted, k)
+		}
+		sort.Strings(sorted)
+		common := map[string]string{}
+		for _, k := range sorted {
+			count := map[string]int{}
+			for j := range cfgs {
+				count[value(j, k)]++
+			}
+			for j := range cfgs { // the first value reaching the highest count
+				if v := value(j, k); count[v] > count[common[k]] {
+					common[k] = v
+				}
+			}
+		}
+		for j, i := range members {
+			var parts []string
+			for _, k := range sorted {
+				if v := value(j, k); v != common[k] {
+					parts = append(parts, k+"="+v)
+				}
+			}
+			gs[i].Variant = strings.Join(parts, " ")
+		}
+	}
+}
+
+// first is one run of the group (pretrained if any).
+func (g FinetuneGroup) first() results.Finetune {
+	if len(g.Pretrained) > 0 {
+		return g.Pretrained[0]
+	}
+	return g.Random[0]
 }
 
 // ftConfigKey is the fine-tuning configuration part of a fine-tuning run's
@@ -166,6 +246,9 @@ func BuildDownstream(s *results.Store) (*Report, error) {
 		task := g.Task
 		if g.StandIn {
 			task += " (stand-in)"
+		}
+		if g.Variant != "" {
+			task += " [" + g.Variant + "]"
 		}
 		metric := g.Split + " " + g.Metric
 		for _, side := range []struct {
@@ -208,7 +291,13 @@ func BuildDownstream(s *results.Store) (*Report, error) {
 	}
 	rep.Notes = append(rep.Notes,
 		"Scores are each run's best dev evaluation (the official model.ckpt-best), in %; mean ± std over fine-tuning seeds, and the median the paper reports.",
-		"Stand-in tasks are built from offline data in an official layout (docs/FINETUNING.md) and never fill a paper column.",
-		Rule)
+		"Stand-in tasks are built from offline data in an official layout (docs/FINETUNING.md) and never fill a paper column.")
+	for _, g := range groups {
+		if g.Variant != "" {
+			rep.Notes = append(rep.Notes, "A [bracket] after a task names a fine-tuning variant: the settings in which its runs differ from the most common ones among the runs of that task and model (the unbracketed rows).")
+			break
+		}
+	}
+	rep.Notes = append(rep.Notes, Rule)
 	return rep, nil
 }

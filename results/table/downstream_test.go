@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reproml/albert/results"
 	"github.com/reproml/albert/results/table/fixture"
 )
 
@@ -50,5 +51,34 @@ func TestBuildDownstream(t *testing.T) {
 	var md bytes.Buffer
 	if err := rep.Write(&md, "md"); err != nil || !strings.Contains(md.String(), "median (%)") {
 		t.Errorf("markdown: %v\n%s", err, md.String())
+	}
+}
+
+// Groups of one task and model that differ in fine-tuning settings are
+// named by the settings where they depart from the most common ones; the
+// common group and a group of another model stay unnamed.
+func TestNameVariants(t *testing.T) {
+	ft := func(model, cfg string) results.Finetune {
+		var f results.Finetune
+		f.ModelHash = model
+		f.ConfigJSON = `{"finetune":{` + cfg + `},"seed":1}`
+		return f
+	}
+	g := func(model, cfg string) FinetuneGroup {
+		return FinetuneGroup{Task: "t", Profile: "cpu", Pretrained: []results.Finetune{ft(model, cfg)}}
+	}
+	gs := []FinetuneGroup{
+		g("m", `"lr":0.0001,"steps":300`),
+		g("m", `"lr":0.0003,"steps":300`),
+		g("m", `"lr":0.0001,"pooling":"mean","steps":300`),
+		g("m", `"lr":0.0001,"steps":900`),
+		g("other", `"lr":0.0003,"steps":300`),
+	}
+	nameVariants(gs)
+	want := []string{"", "lr=0.0003", "pooling=mean", "steps=900", ""}
+	for i, w := range want {
+		if gs[i].Variant != w {
+			t.Errorf("group %d: variant %q, want %q", i, gs[i].Variant, w)
+		}
 	}
 }
