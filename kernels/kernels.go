@@ -4,7 +4,10 @@
 // global gradient norm, and a dense layer that sums shared gradients inside
 // the GEMM. They replace chains of libtorch eager ops that, on the CPU, cost
 // far more than their arithmetic (ProfileStart/ProfileStop, behind
-// exp bench --ops, show where a step's time goes).
+// exp bench --ops, show where a step's time goes). One entry runs on any
+// device: LAMBForeach (foreach.go), the whole LAMB/AdamW update in a few
+// multi-tensor ATen calls, which the trainer uses on CUDA, where the
+// per-tensor chain would be hundreds of small kernel launches.
 //
 // torchbuild compiles the kernels into libalbert_kernels.so next to
 // libtch.so; this package opens it at first use. Where the library is

@@ -45,8 +45,10 @@ func kernelsOrWarn(ctx context.Context, o Options, lt Libtorch, libDir string) {
 	}
 }
 
-// kernelLinkFlags link the kernels against libtorch's CPU library only: they
-// launch no CUDA work, and the OpenMP runtime comes from libtorch.
+// kernelLinkFlags link the kernels against libtorch's CPU library only: the
+// one entry that runs on CUDA (albert_lamb_foreach) calls ATen through the
+// dispatcher, which finds the CUDA kernels in libtorch_cuda, already loaded
+// by libtch.so; the OpenMP runtime comes from libtorch.
 func kernelLinkFlags(lt Libtorch) []string {
 	return []string{"-L" + lt.LibDir, "-Wl,-rpath," + lt.LibDir, "-ltorch_cpu", "-lc10"}
 }
