@@ -117,9 +117,9 @@ lim=$(limit 180)
 if [ -n "$train_test" ] && [ "$lim" = 0 ]; then
   say "SKIPPED (out of budget): precision tests"
 elif [ -n "$train_test" ]; then
-  say "precision: bf16 and tf32 vs fp32 curves on $device"
+  say "precision: bf16 and tf32 vs fp32 curves, and the packed pinned batch copy, on $device"
   if ALBERT_TEST_DEVICE=$device timeout "$lim" "$train_test" -test.v -test.count=1 \
-      -test.run '^(TestBF16TracksFP32|TestBF16StepLeavesAutocastOff|TestBF16ForwardIsBF16)$' > "$out/precision.log" 2>&1; then
+      -test.run '^(TestBF16TracksFP32|TestBF16StepLeavesAutocastOff|TestBF16ForwardIsBF16|TestPackedBatchEqualsPerArray)$' > "$out/precision.log" 2>&1; then
     grep -E 'vs fp32 on|logit' "$out/precision.log" | sed 's/^ */  /' | tee -a "$out/summary.txt"
     say "precision: passed"
   else
