@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,31 +116,53 @@ func loadedLibraries() (wrapper, blas string) {
 // MatmulGFLOPS measures fp32 n×n matrix products on dev: the ceiling that
 // benchmarks compare a training step's achieved rate against.
 func MatmulGFLOPS(dev gotch.Device, n int64) (float64, error) {
-	a, err := ts.Randn([]int64{n, n}, gotch.Float, dev)
+	return MatmulGFLOPSOf(dev, n, gotch.Float)
+}
+
+// MatmulGFLOPSOf times n×n products of dtype on dev for half a second (at
+// least 3 after a warm-up), waiting for queued GPU work before reading the
+// clock: the ceiling for a step run in that precision (bf16 for autocast).
+func MatmulGFLOPSOf(dev gotch.Device, n int64, dtype gotch.DType) (float64, error) {
+	var s Scope
+	defer s.Free()
+	operand := func() (*ts.Tensor, error) {
+		x, err := ts.Randn([]int64{n, n}, gotch.Float, dev)
+		if err != nil {
+			return nil, err
+		}
+		s.T(x)
+		if dtype == gotch.Float {
+			return x, nil
+		}
+		y, err := x.Totype(dtype, false)
+		if err != nil {
+			return nil, fmt.Errorf("a %v matmul operand on %s: %w", dtype, DeviceName(dev), err)
+		}
+		return s.T(y), nil
+	}
+	a, err := operand()
 	if err != nil {
 		return 0, err
 	}
-	defer a.MustDrop()
-	b, err := ts.Randn([]int64{n, n}, gotch.Float, dev)
+	b, err := operand()
 	if err != nil {
 		return 0, err
 	}
-	defer b.MustDrop()
 	run := func() error {
 		c, err := a.Matmul(b, false)
 		if err != nil {
-			return err
+			return fmt.Errorf("a %v matmul on %s: %w", dtype, DeviceName(dev), err)
 		}
 		return c.Drop()
 	}
 	// sync waits for queued GPU work: reading a value back orders after it.
 	sync := func() error {
-		s, err := a.Sum(gotch.Float, false)
+		sum, err := a.Sum(gotch.Float, false)
 		if err != nil {
 			return err
 		}
-		defer s.MustDrop()
-		_ = Float64s(s)
+		defer sum.MustDrop()
+		_ = Float64s(sum)
 		return nil
 	}
 	if err := run(); err != nil { // warm-up
@@ -163,8 +186,7 @@ func MatmulGFLOPS(dev gotch.Device, n int64) (float64, error) {
 	if err := sync(); err != nil {
 		return 0, err
 	}
-	secs := time.Since(start).Seconds()
-	return 2 * float64(n*n*n) * float64(reps) / secs / 1e9, nil
+	return 2 * float64(n*n*n) * float64(reps) / time.Since(start).Seconds() / 1e9, nil
 }
 
 // cudaNames asks nvidia-smi for device names (libtorch has no C API for

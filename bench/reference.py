@@ -158,15 +158,20 @@ def decays(model):
     return [(p, "layer_norm" not in name and "bias" not in name) for name, p in model.named_parameters()]
 
 
-class LoopLamb:
-    """train/lamb.go: m, v without bias correction; u = m/(sqrt(v)+eps) + wd*w;
-    r = |w|/|u| (1 if either is 0) on decayed tensors; w -= lr*r*u."""
+class Lamb:
+    """The LAMB state both forms share: (parameter, decayed) pairs, zeroed
+    moments, the official hyperparameters."""
 
     def __init__(self, params, b1=0.9, b2=0.999, eps=1e-6, wd=0.01):
         self.params = params
         self.b1, self.b2, self.eps, self.wd = b1, b2, eps, wd
         self.m = [torch.zeros_like(p) for p, _ in params]
         self.v = [torch.zeros_like(p) for p, _ in params]
+
+
+class LoopLamb(Lamb):
+    """train/lamb.go: m, v without bias correction; u = m/(sqrt(v)+eps) + wd*w;
+    r = |w|/|u| (1 if either is 0) on decayed tensors; w -= lr*r*u."""
 
     @torch.no_grad()
     def step(self, lr):
@@ -186,17 +191,11 @@ class LoopLamb:
             w.sub_(u, alpha=lr)
 
 
-class ForeachLamb:
+class ForeachLamb(Lamb):
     """LoopLamb's arithmetic with torch._foreach_* multi-tensor ops over all
     the parameters at once (PyTorch's fused-optimizer eager form): the same
     element-wise operations in the same order, the trust ratios of the
     decayed tensors from one _foreach_norm each of w and u."""
-
-    def __init__(self, params, b1=0.9, b2=0.999, eps=1e-6, wd=0.01):
-        self.params = params
-        self.b1, self.b2, self.eps, self.wd = b1, b2, eps, wd
-        self.m = [torch.zeros_like(p) for p, _ in params]
-        self.v = [torch.zeros_like(p) for p, _ in params]
 
     @torch.no_grad()
     def step(self, lr):

@@ -127,21 +127,7 @@ func LAMBForeach(ws, gs, ms, vs []*ts.Tensor, gscale *ts.Tensor, a LAMBArgs) err
 			arr[k*n+i] = ctensor(x)
 		}
 	}
-	var s unsafe.Pointer
-	if gscale != nil {
-		s = ctensor(gscale)
-	}
-	trust := C.int(0)
-	if a.TrustRatio {
-		trust = 1
-	}
-	mc, vc := a.MCorr, a.VCorr
-	if mc == 0 {
-		mc = 1
-	}
-	if vc == 0 {
-		vc = 1
-	}
+	s, trust, mc, vc := a.cArgs(gscale)
 	list := func(k int) *unsafe.Pointer { return &arr[k*n] }
 	return cError(C.call_lamb_foreach(f, list(0), list(1), list(2), list(3), C.int(n), s,
 		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay),

@@ -349,6 +349,26 @@ type LAMBArgs struct {
 	MCorr, VCorr float64
 }
 
+// cArgs are the C arguments both LAMB entries share: gscale's handle (nil
+// for none), the trust-ratio flag, and the moment corrections (1 when
+// unset).
+func (a LAMBArgs) cArgs(gscale *ts.Tensor) (s unsafe.Pointer, trust C.int, mc, vc float64) {
+	if gscale != nil {
+		s = ctensor(gscale)
+	}
+	if a.TrustRatio {
+		trust = 1
+	}
+	mc, vc = a.MCorr, a.VCorr
+	if mc == 0 {
+		mc = 1
+	}
+	if vc == 0 {
+		vc = 1
+	}
+	return s, trust, mc, vc
+}
+
 // LAMB updates parameter w and its moments m, v in place from gradient g,
 // scaled by gscale (a one-element tensor, the clipping factor) when it is
 // not nil: the same update as train.Optimizer's composed ops, in two passes
@@ -357,21 +377,7 @@ func LAMB(w, g, m, v, gscale *ts.Tensor, a LAMBArgs) error {
 	if !Enabled() {
 		return unavailable()
 	}
-	var s unsafe.Pointer
-	if gscale != nil {
-		s = ctensor(gscale)
-	}
-	trust := C.int(0)
-	if a.TrustRatio {
-		trust = 1
-	}
-	mc, vc := a.MCorr, a.VCorr
-	if mc == 0 {
-		mc = 1
-	}
-	if vc == 0 {
-		vc = 1
-	}
+	s, trust, mc, vc := a.cArgs(gscale)
 	return cError(C.call_lamb(lambStep, ctensor(w), ctensor(g), ctensor(m), ctensor(v), s,
 		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay),
 		C.double(mc), C.double(vc), trust))
