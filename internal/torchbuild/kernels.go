@@ -25,13 +25,30 @@ const kernelsStamp = "albert_kernels.stamp"
 // inline OpenMP loop, but linked without an OpenMP runtime: its GOMP symbols
 // bind to the one libtorch already loaded (Debian's libgomp, or the copy a
 // PyTorch wheel bundles), so the process never holds two thread pools.
+//
+// The multi-tensor LAMB (albert_lamb_foreach) is the newest ATen API the
+// library uses and the one most likely to differ across libtorch versions;
+// if the whole unit does not compile, it is compiled once more without it
+// (-DALBERT_NO_FOREACH), so the other kernels and the precision switches
+// survive and the trainer uses composed ops for the update.
 func buildKernels(ctx context.Context, o Options, lt Libtorch, libDir string) (rebuilt bool, err error) {
 	compile := append(lt.CompileFlags(), "-O3", "-fopenmp", "-fno-math-errno")
 	link := append([]string{"-shared", "-Wl,-soname," + native.Library}, kernelLinkFlags(lt)...)
-	return buildNative(ctx, o, libDir, nativeLib{
+	lib := nativeLib{
 		Library: native.Library, Source: native.Source, Stem: "albert_kernels", Stamp: kernelsStamp,
 		Temp: "kernels-", What: "the fused kernels", Compile: compile, Link: link,
-	})
+	}
+	rebuilt, err = buildNative(ctx, o, libDir, lib)
+	if err == nil || ctx.Err() != nil {
+		return rebuilt, err
+	}
+	fmt.Fprintf(o.Log, "torchbuild: warning: %v\ntorchbuild: retrying without the multi-tensor LAMB (albert_lamb_foreach)\n", err)
+	lib.Compile = append(compile[:len(compile):len(compile)], "-DALBERT_NO_FOREACH")
+	lib.What = "the fused kernels without the multi-tensor LAMB"
+	if rebuilt, rerr := buildNative(ctx, o, libDir, lib); rerr == nil {
+		return rebuilt, nil
+	}
+	return false, err
 }
 
 // kernelsOrWarn builds the kernels and only warns when that fails: the

@@ -264,3 +264,28 @@ func TestBuildNativeStampsAndSkips(t *testing.T) {
 		t.Errorf("build folders left: %v", left)
 	}
 }
+
+// A libtorch the multi-tensor LAMB does not compile against still gets the
+// kernels library: the compile is retried with -DALBERT_NO_FOREACH, and the
+// log says so.
+func TestKernelsRetryWithoutForeach(t *testing.T) {
+	dir, lib := t.TempDir(), t.TempDir()
+	cxx := filepath.Join(dir, "cxx")
+	// A compiler that fails a compile (-c) unless -DALBERT_NO_FOREACH is given.
+	script := "#!/bin/sh\ncase \" $* \" in *' -c '*) case \" $* \" in *' -DALBERT_NO_FOREACH '*) ;; *) echo 'no _foreach_norm' >&2; exit 1;; esac;; esac\n" +
+		"while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then echo obj > \"$2\"; fi; shift; done\n"
+	if err := os.WriteFile(cxx, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	rebuilt, err := buildKernels(context.Background(), Options{CXX: cxx, Log: &log}, Libtorch{LibDir: "/nonexistent"}, lib)
+	if err != nil || !rebuilt {
+		t.Fatalf("rebuilt %v, %v\n%s", rebuilt, err, log.String())
+	}
+	if !strings.Contains(log.String(), "retrying without the multi-tensor LAMB") || !strings.Contains(log.String(), "no _foreach_norm") {
+		t.Errorf("log %q, want the first failure and the retry", log.String())
+	}
+	if _, err := os.Stat(filepath.Join(lib, "libalbert_kernels.so")); err != nil {
+		t.Errorf("no library after the retry: %v", err)
+	}
+}

@@ -795,6 +795,7 @@ std::vector<at::Tensor> flat_views(const at::Tensor& flat, at::TensorList ts) {
   return out;
 }
 
+#ifndef ALBERT_NO_FOREACH  // torchbuild retries without it if it does not compile
 // lamb_foreach is lamb over a list of parameters that share the weight decay
 // wd and the trust-ratio setting, in ATen's multi-tensor (_foreach_) ops on
 // whatever device the tensors are on: about ten calls for the list, where
@@ -890,6 +891,7 @@ void lamb_foreach(at::TensorList w, at::TensorList g, at::TensorList m, at::Tens
   const std::vector<at::Tensor> scale = r.mul(at::Scalar(-lr)).unbind(0);
   at::_foreach_addcmul_(w, u, scale, at::Scalar(1));
 }
+#endif  // ALBERT_NO_FOREACH
 
 // ------------------------------------------------------------ column sums
 
@@ -1285,6 +1287,7 @@ char* albert_lamb(void* w, void* g, void* m, void* v, void* gscale, double lr, d
   })
 }
 
+#ifndef ALBERT_NO_FOREACH  // torchbuild retries without it if it does not compile
 // albert_lamb_foreach applies albert_lamb's update to n parameters at once,
 // all with weight decay wd and the trust ratio when trust != 0, in ATen's
 // multi-tensor ops (lamb_foreach): w[i], g[i], m[i], v[i] are the i-th
@@ -1310,6 +1313,7 @@ char* albert_lamb_foreach(void** w, void** g, void** m, void** v, int n, void* g
     lamb_foreach(ws, gs, ms, vs, static_cast<at::Tensor*>(gscale), lr, beta1, beta2, eps, wd, mc, vc, trust != 0);
   })
 }
+#endif  // ALBERT_NO_FOREACH
 
 // albert_linear_pass starts a new forward pass for albert_linear.
 void albert_linear_pass() { current_pass.fetch_add(1); }
