@@ -59,8 +59,8 @@ func ReferenceArgv(python, script string, s Spec, o Options, threads int) ([]str
 	if opt == "" {
 		opt = RefOptimizers[0]
 	}
-	if !slices.Contains(RefOptimizers, opt) {
-		return nil, fmt.Errorf("bench: the reference's optimizer %q: want one of %s", opt, strings.Join(RefOptimizers, ", "))
+	if err := CheckRefOptimizer(opt); err != nil {
+		return nil, err
 	}
 	argv := []string{python, script, "--spec", string(js), "--steps", strconv.Itoa(o.Steps),
 		"--warmup", strconv.Itoa(o.Warmup), "--threads", strconv.Itoa(threads), "--device", o.Device,
@@ -76,6 +76,14 @@ func ReferenceArgv(python, script string, s Spec, o Options, threads int) ([]str
 // parameters, PyTorch's best eager form) and loop (one parameter at a time,
 // the form before; the same arithmetic).
 var RefOptimizers = []string{"foreach", "loop"}
+
+// CheckRefOptimizer says whether name is one of RefOptimizers.
+func CheckRefOptimizer(name string) error {
+	if !slices.Contains(RefOptimizers, name) {
+		return fmt.Errorf("bench: the reference's optimizer %q: want one of %s", name, strings.Join(RefOptimizers, ", "))
+	}
+	return nil
+}
 
 // Check says whether res measured what the row asks: the precision
 // (a reference.py from before --precision reports none).

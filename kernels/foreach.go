@@ -1,23 +1,14 @@
 package kernels
 
 // The multi-tensor LAMB/AdamW update (albert_lamb_foreach) came after ABI 5
-// without changing it: a library built before it loads, lacks the symbol,
-// and ForeachEnabled is then false. Its symbol is looked up here, in the
-// library load opened, rather than among the kernels load requires.
+// without changing it: a library built before it loads, lacks the symbol
+// (load leaves lambForeach nil), and ForeachEnabled is then false.
 
 /*
-#cgo LDFLAGS: -ldl
-#include <dlfcn.h>
 #include <stdlib.h>
 
 typedef char *(*lamb_foreach_fn)(void **, void **, void **, void **, int, void *, double, double, double, double, double, double, double, int);
 
-// loaded_symbol is name in library lib if lib is loaded already (NULL if not,
-// or if it has no such symbol). It opens no library.
-static void *loaded_symbol(const char *lib, const char *name) {
-	void *h = dlopen(lib, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
-	return h == NULL ? NULL : dlsym(h, name);
-}
 static char *call_lamb_foreach(void *f, void **w, void **g, void **m, void **v, int n, void *s,
 		double lr, double b1, double b2, double eps, double wd, double mc, double vc, int trust) {
 	return ((lamb_foreach_fn)f)(w, g, m, v, n, s, lr, b1, b2, eps, wd, mc, vc, trust);
@@ -28,34 +19,12 @@ import "C"
 import (
 	"fmt"
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/reproml/albert/kernels/native"
 )
-
-var (
-	foreachOnce sync.Once
-	lambForeach unsafe.Pointer // albert_lamb_foreach; nil in a library built before it
-)
-
-// foreachSymbol is albert_lamb_foreach, or nil where the library did not
-// load or lacks it.
-func foreachSymbol() unsafe.Pointer {
-	load()
-	if loadErr != nil {
-		return nil
-	}
-	foreachOnce.Do(func() {
-		lib, name := C.CString(native.Library), C.CString("albert_lamb_foreach")
-		defer C.free(unsafe.Pointer(lib))
-		defer C.free(unsafe.Pointer(name))
-		lambForeach = C.loaded_symbol(lib, name)
-	})
-	return lambForeach
-}
 
 // ForeachEnabled reports whether LAMBForeach can run: the kernels are
 // enabled (Enabled: loaded, and neither ALBERT_KERNELS=off nor Disable) and
@@ -78,7 +47,7 @@ func foreachUnavailable() error {
 	if !Enabled() {
 		return unavailable()
 	}
-	if foreachSymbol() == nil {
+	if lambForeach == nil {
 		return fmt.Errorf("%s has no albert_lamb_foreach (built before it: run make setup)", native.Library)
 	}
 	return nil
@@ -103,7 +72,6 @@ func LAMBForeach(ws, gs, ms, vs []*ts.Tensor, gscale *ts.Tensor, a LAMBArgs) err
 	if err := foreachUnavailable(); err != nil {
 		return err
 	}
-	f := foreachSymbol()
 	n := len(ws)
 	if len(gs) != n || len(ms) != n || len(vs) != n {
 		return fmt.Errorf("kernels: LAMBForeach: %d parameters but %d gradients, %d m and %d v", n, len(gs), len(ms), len(vs))
@@ -129,7 +97,7 @@ func LAMBForeach(ws, gs, ms, vs []*ts.Tensor, gscale *ts.Tensor, a LAMBArgs) err
 	}
 	s, trust, mc, vc := a.cArgs(gscale)
 	list := func(k int) *unsafe.Pointer { return &arr[k*n] }
-	return cError(C.call_lamb_foreach(f, list(0), list(1), list(2), list(3), C.int(n), s,
+	return cError(C.call_lamb_foreach(lambForeach, list(0), list(1), list(2), list(3), C.int(n), s,
 		C.double(a.LR), C.double(a.Beta1), C.double(a.Beta2), C.double(a.Eps), C.double(a.WeightDecay),
 		C.double(mc), C.double(vc), trust))
 }

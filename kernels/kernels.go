@@ -102,6 +102,9 @@ var (
 	dropAdd  unsafe.Pointer
 	// the precision switches (precision.go)
 	autocastSet, autocastIs, tf32Set unsafe.Pointer
+	// the multi-tensor update (foreach.go); optional: nil in a library built
+	// before it, which still speaks ABI 5
+	lambForeach unsafe.Pointer
 )
 
 func load() {
@@ -131,6 +134,7 @@ func load() {
 		profOn, profOff = sym("albert_profile_start"), sym("albert_profile_stop")
 		normAll, dropAdd = sym("albert_global_norm"), sym("albert_dropout_add")
 		autocastSet, autocastIs, tf32Set = sym("albert_autocast"), sym("albert_autocast_on"), sym("albert_tf32")
+		lambForeach = sym("albert_lamb_foreach")
 		switch {
 		case ver == nil:
 			loadErr = fmt.Errorf("%s has no albert_kernels_abi (stale build: run make setup)", native.Library)

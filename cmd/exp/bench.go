@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -127,8 +126,10 @@ that precision.`,
 			if err := bench.CheckPrecision(precision, dev); err != nil {
 				return err
 			}
-			if vsPyTorch && !slices.Contains(bench.RefOptimizers, refOpt) {
-				return fmt.Errorf("bench: --reference-optimizer %q: want one of %s", refOpt, strings.Join(bench.RefOptimizers, ", "))
+			if vsPyTorch {
+				if err := bench.CheckRefOptimizer(refOpt); err != nil {
+					return fmt.Errorf("--reference-optimizer: %w", err)
+				}
 			}
 			if cmd.Flags().Changed("nproc") {
 				if vsPyTorch {
