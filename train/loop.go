@@ -274,11 +274,8 @@ func (st *state) loop(ctx context.Context, ck Checkpoint) (Result, error) {
 	lead := leads(st.job.World)
 	for step := ck.Step; step < c.Steps; step++ {
 		if err := st.stopVote(ctx); err != nil {
-			if cause := context.Cause(ctx); errors.Is(cause, ErrPreempted) || errors.Is(err, ErrPreempted) {
-				if cause == nil || !errors.Is(cause, ErrPreempted) {
-					cause = err
-				}
-				return res, st.preempt(step, cause, last, ck.Seconds+time.Since(start).Seconds())
+			if errors.Is(err, ErrPreempted) {
+				return res, st.preempt(step, err, last, ck.Seconds+time.Since(start).Seconds())
 			}
 			return res, err
 		}
@@ -388,19 +385,34 @@ func (st *state) checkpoint(step int, last *Checkpoint, seconds float64) error {
 	return nil
 }
 
-// stopVote returns the context's error, or in a world, an error when any
-// rank's context is done (ErrPreempted when any was preempted), so that
-// every rank stops at the same step boundary. It costs one all-reduce of
-// two numbers a step.
+// stopVote decides whether to stop before this step, and how. Alone, it
+// returns the context's state: nil, its cause when that is ErrPreempted,
+// else its error. In a world it all-reduces every rank's state and returns
+// the world's decision, the same on every rank: ErrPreempted when any rank
+// was preempted (all checkpoint at this step), another error when any rank
+// stopped, nil when none did. It costs one all-reduce of two numbers a step.
+//
+// The context is read once, before the all-reduce, and the decision depends
+// only on the sums: a signal that lands during the all-reduce waits for the
+// next step's vote. (Reading it again afterwards made a rank stop alone
+// while the others went on into the gradients' all-reduce: a hang until the
+// collective timeout, caught by the Slurm world test.)
 func (st *state) stopVote(ctx context.Context) error {
+	var own error // this rank's reason to stop, if any
+	if err := ctx.Err(); err != nil {
+		own = err
+		if cause := context.Cause(ctx); errors.Is(cause, ErrPreempted) {
+			own = cause
+		}
+	}
 	w := st.job.World
 	if w == nil {
-		return ctx.Err()
+		return own
 	}
 	var stop, preempt float32
-	if ctx.Err() != nil {
+	if own != nil {
 		stop = 1
-		if errors.Is(context.Cause(ctx), ErrPreempted) {
+		if errors.Is(own, ErrPreempted) {
 			preempt = 1
 		}
 	}
@@ -409,14 +421,25 @@ func (st *state) stopVote(ctx context.Context) error {
 	if err := w.AllReduceSum([]*ts.Tensor{v}); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	got := backend.Float64s(v)
+	return worldStop(own, backend.Float64s(v))
+}
+
+// worldStop is the world's decision from the sums of every rank's
+// [stopped, preempted] votes, with own (this rank's vote) in the message.
+func worldStop(own error, sums []float64) error {
 	switch {
-	case got[1] > 0 && ctx.Err() == nil:
+	case sums[1] > 0 && errors.Is(own, ErrPreempted):
+		return own
+	case sums[1] > 0 && own != nil:
+		return fmt.Errorf("train: %w, and another rank was %w", own, ErrPreempted)
+	case sums[1] > 0:
 		return fmt.Errorf("train: another rank was %w", ErrPreempted)
-	case got[0] > 0 && ctx.Err() == nil:
-		return fmt.Errorf("train: another rank of the world stopped")
+	case own != nil:
+		return own
+	case sums[0] > 0:
+		return errors.New("train: another rank of the world stopped")
 	}
-	return ctx.Err()
+	return nil
 }
 
 // add records a metric (rank 0 alone: the others have no writer).
