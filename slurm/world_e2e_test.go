@@ -65,7 +65,11 @@ func TestSlurmSweepWorldPreemptResume(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s not finished within 6 minutes: %+v\n%s", job, tasks, readLog(sw, 0))
+			// SIGQUIT makes each rank's Go runtime print every goroutine's
+			// stack into the task log: where a hung world waits.
+			c.Command("scancel", "--signal=QUIT", job+"_0").Run()
+			time.Sleep(5 * time.Second)
+			t.Fatalf("job %s not finished within 6 minutes: %+v\n%s\n%s", job, tasks, readLog(sw, 0), c.Log("slurmd"))
 		}
 		time.Sleep(time.Second)
 	}

@@ -1,0 +1,74 @@
+package slurm_test
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/reproml/albert/internal/exptest"
+	"github.com/reproml/albert/slurm"
+	"github.com/reproml/albert/slurm/slurmtest"
+)
+
+// stressEnv sets how many preemptions TestSlurmWorldSignalStress makes.
+const stressEnv = "ALBERT_SLURM_STRESS"
+
+// TestSlurmWorldSignalStress is opt-in (ALBERT_SLURM_STRESS=40, about 40 s
+// each): it submits the world of 2 ranks of TestSlurmSweepWorldPreemptResume
+// again and again and sends Slurm's warning at a random moment of each,
+// up to 6 s after the first checkpoint, so that it lands in a checkpoint,
+// an eval, a step or the stop vote's all-reduce. Every task must end
+// within 90 s; a hung one gets SIGQUIT, which prints each rank's goroutines
+// into the task log that the failure shows. It found the stop vote's race
+// (a rank that read its context again after the all-reduce stopped alone):
+// one hang in 18 preemptions before the fix.
+func TestSlurmWorldSignalStress(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv(stressEnv))
+	if n <= 0 {
+		t.Skipf("set %s=N to preempt a world of 2 ranks N times", stressEnv)
+	}
+	root := exptest.Repo(t)
+	c := slurmtest.Start(t)
+	if c.CPUs < 2 {
+		t.Skipf("the test cluster has %d CPUs; a world of 2 ranks needs 2", c.CPUs)
+	}
+	t.Setenv("SLURM_CONF", c.Conf)
+	bin := exptest.Exp(t)
+	must := mustExp(t, c, bin, root)
+	for i := range n {
+		tmp := t.TempDir()
+		file := exptest.Write(t, tmp, "world.toml", worldTOML.TOML())
+		sdir, runs := filepath.Join(tmp, "slurm"), filepath.Join(tmp, "runs")
+		job, sw := submit(t, must, sdir, 1, file, "--db", filepath.Join(tmp, "main.db"), "--slurm-dir", sdir, "--runs-dir", runs,
+			"--cpus-per-run", "1", "--ranks-per-node", "2")
+		exptest.WaitForFile(t, filepath.Join(runs, sw.Runs[0].Hash, "step-*.pt"), 20*time.Millisecond, "checkpoint", func() string { return readLog(sw, 0) })
+		delay := time.Duration(rand.IntN(6000)) * time.Millisecond
+		time.Sleep(delay)
+		if out, err := c.Command("scancel", "--signal=USR2", job+"_0").CombinedOutput(); err != nil {
+			t.Fatalf("scancel: %v\n%s", err, out)
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			tasks, err := slurm.Query(t.Context(), job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tasks) == 1 && !tasks[0].Active() {
+				if tasks[0].State != "COMPLETED" {
+					t.Fatalf("preemption %d, %v after the first checkpoint: task ended %s\n%s", i+1, delay, tasks[0].State, readLog(sw, 0))
+				}
+				t.Logf("preemption %d, %v after the first checkpoint: %s", i+1, delay, tasks[0].State)
+				break
+			}
+			if time.Now().After(deadline) {
+				c.Command("scancel", "--signal=QUIT", job+"_0").Run()
+				time.Sleep(5 * time.Second)
+				t.Fatalf("preemption %d, %v after the first checkpoint: job %s still %+v after 90 s\n%s", i+1, delay, job, tasks, readLog(sw, 0))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+}
