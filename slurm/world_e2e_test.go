@@ -52,26 +52,8 @@ func TestSlurmSweepWorldPreemptResume(t *testing.T) {
 		t.Fatalf("scancel: %v\n%s", err, out)
 	}
 	t.Logf("preempted at %s", time.Since(start).Round(time.Second))
-	deadline := time.Now().Add(6 * time.Minute)
-	for {
-		tasks, err := slurm.Query(t.Context(), job)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tasks) == 1 && !tasks[0].Active() {
-			if tasks[0].State != "COMPLETED" {
-				t.Fatalf("task ended %s\n%s", tasks[0].State, readLog(sw, 0))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			// SIGQUIT makes each rank's Go runtime print every goroutine's
-			// stack into the task log: where a hung world waits.
-			c.Command("scancel", "--signal=QUIT", job+"_0").Run()
-			time.Sleep(5 * time.Second)
-			t.Fatalf("job %s not finished within 6 minutes: %+v\n%s\n%s", job, tasks, readLog(sw, 0), c.Log("slurmd"))
-		}
-		time.Sleep(time.Second)
+	if state := waitWorldTask(t, c, job, sw, 6*time.Minute); state != "COMPLETED" {
+		t.Fatalf("task ended %s\n%s", state, readLog(sw, 0))
 	}
 	log := readLog(sw, 0)
 	t.Logf("array finished at %s", time.Since(start).Round(time.Second))
@@ -103,4 +85,28 @@ func TestSlurmSweepWorldPreemptResume(t *testing.T) {
 		t.Errorf("provenance extra %v: want world_size 2", p)
 	}
 	t.Logf("whole test: %s", time.Since(start).Round(time.Second))
+}
+
+// waitWorldTask waits up to limit for the one task of array job to end and
+// returns its state. A task still running then gets SIGQUIT, which makes
+// each rank's Go runtime print every goroutine's stack into the task log
+// (where a hung world waits), and the test fails with that log.
+func waitWorldTask(t *testing.T, c *slurmtest.Cluster, job string, sw *slurm.Sweep, limit time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		tasks, err := slurm.Query(t.Context(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tasks) == 1 && !tasks[0].Active() {
+			return tasks[0].State
+		}
+		if time.Now().After(deadline) {
+			c.Command("scancel", "--signal=QUIT", job+"_0").Run()
+			time.Sleep(5 * time.Second)
+			t.Fatalf("job %s still %+v after %v\n%s\n%s", job, tasks, limit, readLog(sw, 0), c.Log("slurmd"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

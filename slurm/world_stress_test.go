@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/reproml/albert/internal/exptest"
-	"github.com/reproml/albert/slurm"
 	"github.com/reproml/albert/slurm/slurmtest"
 )
 
@@ -50,25 +49,10 @@ func TestSlurmWorldSignalStress(t *testing.T) {
 		if out, err := c.Command("scancel", "--signal=USR2", job+"_0").CombinedOutput(); err != nil {
 			t.Fatalf("scancel: %v\n%s", err, out)
 		}
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			tasks, err := slurm.Query(t.Context(), job)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(tasks) == 1 && !tasks[0].Active() {
-				if tasks[0].State != "COMPLETED" {
-					t.Fatalf("preemption %d, %v after the first checkpoint: task ended %s\n%s", i+1, delay, tasks[0].State, readLog(sw, 0))
-				}
-				t.Logf("preemption %d, %v after the first checkpoint: %s", i+1, delay, tasks[0].State)
-				break
-			}
-			if time.Now().After(deadline) {
-				c.Command("scancel", "--signal=QUIT", job+"_0").Run()
-				time.Sleep(5 * time.Second)
-				t.Fatalf("preemption %d, %v after the first checkpoint: job %s still %+v after 90 s\n%s", i+1, delay, job, tasks, readLog(sw, 0))
-			}
-			time.Sleep(500 * time.Millisecond)
+		state := waitWorldTask(t, c, job, sw, 90*time.Second)
+		if state != "COMPLETED" {
+			t.Fatalf("preemption %d, %v after the first checkpoint: task ended %s\n%s", i+1, delay, state, readLog(sw, 0))
 		}
+		t.Logf("preemption %d, %v after the first checkpoint: %s", i+1, delay, state)
 	}
 }
