@@ -45,10 +45,11 @@ func buildKernels(ctx context.Context, o Options, lt Libtorch, libDir string) (r
 	fmt.Fprintf(o.Log, "torchbuild: warning: %v\ntorchbuild: retrying without the multi-tensor LAMB (albert_lamb_foreach)\n", err)
 	lib.Compile = append(compile[:len(compile):len(compile)], "-DALBERT_NO_FOREACH")
 	lib.What = "the fused kernels without the multi-tensor LAMB"
-	if rebuilt, rerr := buildNative(ctx, o, libDir, lib); rerr == nil {
-		return rebuilt, nil
+	rebuilt, rerr := buildNative(ctx, o, libDir, lib)
+	if rerr != nil {
+		return false, fmt.Errorf("%w; and without the multi-tensor LAMB: %w", err, rerr)
 	}
-	return false, err
+	return rebuilt, nil
 }
 
 // kernelsOrWarn builds the kernels and only warns when that fails: the
